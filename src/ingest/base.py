@@ -1,0 +1,54 @@
+"""The one small interface every reader implements, so adding a vendor is adding one module.
+
+A reader is a module in ``tunewell.ingest.formats`` with:
+
+- ``SOURCE``: the source name written to every row (e.g. ``"garmin_fit"``);
+- ``PRIORITY``: int, lower sniffs first (specific formats before generic CSV/JSON ones);
+- ``sniff(path, head) -> bool``: decide by content (``head`` is the first 64 KiB), not by name alone;
+- ``read(ctx) -> Iterator[tuple[str, pl.DataFrame]]``: yield ``(table, frame)`` batches already
+  passed through ``ctx.conform``; stream large files in batches to keep memory bounded.
+
+A reader raises ``ReadError`` (or lets any exception escape) for a file it cannot read; the runner
+quarantines the file with that message and goes on with the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import polars as pl
+
+from tunewell.lake.frames import conform
+from tunewell.lake.settings import UserSettings
+
+HEAD_BYTES = 64 * 1024
+
+
+class ReadError(Exception):
+    """A file that cannot be read; the message names the problem in the user's terms."""
+
+
+@dataclass(frozen=True)
+class FileContext:
+    path: Path  # where the bytes are on disk (an extracted zip member lives in a temp folder)
+    display: str  # what to call the file in messages, e.g. "export.zip!apple_health_export/…"
+    sha256: str
+    user: UserSettings
+    options: dict = field(default_factory=dict)  # reader options, e.g. {"start_date": date}
+
+    def conform(self, df: pl.DataFrame, table: str, *, source: str,
+                device: str | None = None) -> pl.DataFrame:
+        return conform(df, table, user=self.user, source=source, source_file=self.sha256,
+                       device=device)
+
+
+class Reader(Protocol):
+    SOURCE: str
+    PRIORITY: int
+
+    def sniff(self, path: Path, head: bytes) -> bool: ...
+
+    def read(self, ctx: FileContext) -> Iterator[tuple[str, pl.DataFrame]]: ...

@@ -1,0 +1,91 @@
+"""The file lifecycle on disk: which files were ingested (manifest) and which were rejected
+(quarantine), each with the reason, so nothing is silently skipped and nothing is read twice.
+
+The manifest is one small JSON document per file, keyed by the file's SHA-256, written atomically;
+it is written only after all of a file's rows are in the lake, so a crash mid-file means the file
+is read again on the next run (and the idempotent upsert makes that harmless).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tunewell.lake.store import FILE_MODE, atomic_write_bytes, secure_mkdir
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class ManifestEntry:
+    sha256: str
+    path: str
+    user_id: str
+    format: str
+    status: str  # ingested | quarantined | skipped
+    rows: dict[str, int] = field(default_factory=dict)
+    note: str = ""
+    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+
+def _entry_path(lake: Path, sha: str) -> Path:
+    return Path(lake) / "manifest" / sha[:2] / f"{sha}.json"
+
+
+def lookup(lake: Path, sha: str) -> ManifestEntry | None:
+    p = _entry_path(lake, sha)
+    if not p.exists():
+        return None
+    return ManifestEntry(**json.loads(p.read_text()))
+
+
+def record(lake: Path, entry: ManifestEntry) -> None:
+    atomic_write_bytes(_entry_path(lake, entry.sha256),
+                       json.dumps(asdict(entry), indent=1, sort_keys=True).encode())
+
+
+def entries(lake: Path) -> list[ManifestEntry]:
+    base = Path(lake) / "manifest"
+    return [ManifestEntry(**json.loads(p.read_text())) for p in sorted(base.glob("*/*.json"))]
+
+
+@dataclass
+class QuarantineReason:
+    file: str
+    sha256: str
+    user_id: str
+    format_guess: str
+    error: str
+    stage: str = "read"  # read | validate
+    details: dict = field(default_factory=dict)
+    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+
+def quarantine(lake: Path, src: Path, reason: QuarantineReason) -> Path:
+    """Copy the rejected file into ``<lake>/quarantine/`` with its reason as JSON beside it."""
+    qdir = secure_mkdir(Path(lake) / "quarantine")
+    name = f"{reason.sha256[:12]}-{Path(reason.file).name.replace('!', '_')}"
+    dest = qdir / name
+    if Path(src).exists() and not dest.exists():
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        shutil.copyfile(src, tmp)
+        tmp.chmod(FILE_MODE)
+        tmp.replace(dest)
+    atomic_write_bytes(dest.with_name(dest.name + ".json"),
+                       json.dumps(asdict(reason), indent=1, default=str).encode())
+    return dest
+
+
+def quarantined(lake: Path) -> list[QuarantineReason]:
+    qdir = Path(lake) / "quarantine"
+    return [QuarantineReason(**json.loads(p.read_text())) for p in sorted(qdir.glob("*.json"))]

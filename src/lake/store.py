@@ -1,0 +1,275 @@
+"""The Parquet store: hive-partitioned tables, atomic idempotent upserts, one writer at a time.
+
+Layout: ``<lake>/<layer>/<table>/user_id=<id>/year=<yyyy>/part-0.parquet``. A partition is
+rewritten whole on every upsert (read, replace rows by ``record_id``, write to a temporary file,
+fsync, rename), so a crash at any point leaves either the old or the new file, never half of one,
+and replaying the same rows changes nothing. Health data: files are 0600, folders 0700.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tunewell.lake.frames import empty, to_arrow
+from tunewell.lake.schemas import TABLES, dictionary_markdown, table
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+PART_FILE = "part-0.parquet"
+
+
+class LakeLockedError(RuntimeError):
+    pass
+
+
+def secure_mkdir(path: Path) -> Path:
+    """Create ``path`` (and parents inside the lake) owner-only."""
+    old = os.umask(0o077)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    finally:
+        os.umask(old)
+    with contextlib.suppress(PermissionError):
+        path.chmod(DIR_MODE)
+    return path
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write via temp file + fsync + rename, so readers never see a partial file."""
+    secure_mkdir(path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        _replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    _fsync_dir(path.parent)
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    """The commit point of every write (a separate function so tests can simulate a crash here)."""
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def table_dir(lake: Path, name: str) -> Path:
+    return Path(lake) / table(name).layer / name
+
+
+def _write_parquet_atomic(path: Path, tbl: pa.Table) -> None:
+    sink = pa.BufferOutputStream()
+    pq.write_table(tbl, sink, compression="zstd")
+    atomic_write_bytes(path, sink.getvalue().to_pybytes())
+
+
+@dataclass
+class UpsertStats:
+    table: str
+    rows_in: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    duplicates_in_batch: int = 0
+    partitions: int = 0
+
+    def add(self, other: UpsertStats) -> None:
+        for f in ("rows_in", "inserted", "updated", "unchanged", "duplicates_in_batch",
+                  "partitions"):
+            setattr(self, f, getattr(self, f) + getattr(other, f))
+
+
+def _year_expr(name: str) -> pl.Expr:
+    t = table(name)
+    col = pl.col(t.time_column)
+    return col.dt.year().cast(pl.Int32)
+
+
+def upsert(lake: Path, name: str, df: pl.DataFrame) -> UpsertStats:
+    """Insert or replace rows by ``record_id``; the batch's last row wins within the batch."""
+    t = table(name)
+    stats = UpsertStats(name, rows_in=df.height)
+    if df.is_empty():
+        return stats
+    df = df.select(t.names)
+    before = df.height
+    df = df.unique(subset="record_id", keep="last", maintain_order=True)
+    stats.duplicates_in_batch = before - df.height
+    df = df.with_columns(_year_expr(name).alias("__year"))
+    base = table_dir(lake, name)
+    for (user, year), part in df.group_by(["user_id", "__year"], maintain_order=True):
+        path = base / f"user_id={user}" / f"year={year}" / PART_FILE
+        new = part.drop("__year")
+        if path.exists():
+            old = read_partition(path, name, str(user))
+            hit = old.join(new.select("record_id"), on="record_id", how="semi")
+            same = hit.join(new, on=t.names, how="semi", nulls_equal=True)
+            stats.unchanged += same.height
+            stats.updated += hit.height - same.height
+            stats.inserted += new.height - hit.height
+            if hit.height == same.height == new.height:
+                continue  # nothing new: leave the file untouched (cheap idempotent re-runs)
+            kept = old.join(new.select("record_id"), on="record_id", how="anti")
+            merged = pl.concat([kept, new], how="vertical_relaxed")
+        else:
+            stats.inserted += new.height
+            merged = new
+        merged = merged.sort([c for c in ("start_utc", t.time_column, "record_id")
+                              if c in merged.columns])
+        _write_parquet_atomic(path, to_arrow(merged, name).drop(["user_id"]))
+        stats.partitions += 1
+    return stats
+
+
+def replace_partitions(lake: Path, name: str, df: pl.DataFrame, users: list[str],
+                       years: list[int]) -> UpsertStats:
+    """Overwrite whole (user, year) partitions of a derived table (gold recomputes).
+
+    Partitions listed but absent from ``df`` are emptied, so rows that no longer follow from the
+    inputs disappear instead of lingering.
+    """
+    stats = UpsertStats(name, rows_in=df.height)
+    base = table_dir(lake, name)
+    df = df.select(table(name).names).with_columns(_year_expr(name).alias("__year"))
+    for user in users:
+        for year in years:
+            part = df.filter((pl.col("user_id") == user) & (pl.col("__year") == year))
+            path = base / f"user_id={user}" / f"year={year}" / PART_FILE
+            if part.is_empty():
+                if path.exists():
+                    path.unlink()
+                continue
+            _write_parquet_atomic(path, to_arrow(part.drop("__year"), name).drop(["user_id"]))
+            stats.inserted += part.height
+            stats.partitions += 1
+    return stats
+
+
+def read_partition(path: Path, name: str, user: str) -> pl.DataFrame:
+    tbl = pq.read_table(path)
+    df = pl.from_arrow(tbl)
+    assert isinstance(df, pl.DataFrame)
+    return df.with_columns(pl.lit(user, dtype=pl.String).alias("user_id")).select(table(name).names)
+
+
+def scan(lake: Path, name: str, users: list[str] | None = None) -> pl.LazyFrame:
+    """Lazy view of a table; absent tables read as empty frames with the right schema."""
+    base = table_dir(lake, name)
+    files = sorted(base.glob(f"user_id=*/year=*/{PART_FILE}")) if base.exists() else []
+    if users is not None:
+        files = [f for f in files if f.parent.parent.name.removeprefix("user_id=") in users]
+    if not files:
+        return empty(name).lazy()
+    lf = pl.scan_parquet(
+        files,
+        hive_partitioning=True,
+        hive_schema={"user_id": pl.String, "year": pl.Int32},
+    )
+    return lf.select(table(name).names)
+
+
+def read(lake: Path, name: str, users: list[str] | None = None) -> pl.DataFrame:
+    return scan(lake, name, users).collect()
+
+
+def users_in(lake: Path) -> list[str]:
+    found: set[str] = set()
+    for layer in ("silver", "gold"):
+        for p in (Path(lake) / layer).glob("*/user_id=*"):
+            found.add(p.name.removeprefix("user_id="))
+    return sorted(found)
+
+
+def init_lake(lake: Path) -> Path:
+    """Create the lake folders and write the data dictionary (idempotent)."""
+    lake = Path(lake)
+    secure_mkdir(lake)
+    for sub in ("silver", "gold", "manifest", "quarantine", "reports"):
+        secure_mkdir(lake / sub)
+    text = dictionary_markdown()
+    dic = lake / "DICTIONARY.md"
+    if not dic.exists() or dic.read_text() != text:
+        atomic_write_bytes(dic, text.encode())
+    return lake
+
+
+@contextlib.contextmanager
+def lake_lock(lake: Path, *, wait_s: float = 0.0) -> Iterator[Path]:
+    """One writer per lake. A second writer gets a clear error naming the holder.
+
+    The lock is a file created with O_EXCL holding host and pid; a lock left by a process that no
+    longer exists on this host is taken over, so a crash never wedges the lake.
+    """
+    lake = init_lake(lake)
+    path = lake / ".lock"
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+            break
+        except FileExistsError:
+            holder = _lock_holder(path)
+            if holder and _stale(holder):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                continue
+            if time.monotonic() >= deadline:
+                raise LakeLockedError(
+                    f"the lake at {lake} is being written by another tunewell process "
+                    f"({holder or 'unknown holder'}); wait for it to finish, or remove "
+                    f"{path} if that process is gone"
+                ) from None
+            time.sleep(0.2)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"{socket.gethostname()} {os.getpid()} {time.time():.0f}\n")
+    try:
+        yield lake
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _lock_holder(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def _stale(holder: str) -> bool:
+    parts = holder.split()
+    if len(parts) < 2 or parts[0] != socket.gethostname():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError):
+        return False
+    return False
+
+
+def table_names(layer: str | None = None) -> list[str]:
+    return [n for n, t in TABLES.items() if layer is None or t.layer == layer]

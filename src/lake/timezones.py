@@ -1,0 +1,70 @@
+"""Offsets and local dates for UTC instants, vectorised in polars.
+
+Readers know the offset only sometimes (FIT ``local_timestamp``, Apple ``-0500`` suffixes, WHOOP's
+zone column); otherwise the user's configured zone history decides. Keeping that logic here means
+every reader labels ``tz_source`` the same way and DST or travel nights come out right everywhere.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import polars as pl
+
+from tunewell.lake.settings import UserSettings
+
+
+def _offset_in_zone(utc: pl.Expr, tz: str) -> pl.Expr:
+    local = utc.dt.convert_time_zone(tz).dt.replace_time_zone(None)
+    naive = utc.dt.replace_time_zone(None)
+    return ((local - naive).dt.total_minutes()).cast(pl.Int32)
+
+
+def zone_offsets(df: pl.DataFrame, user: UserSettings, utc_col: str = "start_utc") -> pl.DataFrame:
+    """Fill ``utc_offset_min``/``tz_name``/``tz_source`` from the user's zones where missing.
+
+    Rows that already carry an offset (``tz_source`` record or device) keep it. A zone period
+    starts at local midnight of its ``since`` date in that zone.
+    """
+    if df.is_empty():
+        return df
+    utc = pl.col(utc_col)
+    periods = user.zone_periods()
+    offset_expr: pl.Expr = _offset_in_zone(utc, periods[0].tz)
+    name_expr: pl.Expr = pl.lit(periods[0].tz)
+    for p in periods[1:]:
+        start = datetime(p.since.year, p.since.month, p.since.day, tzinfo=ZoneInfo(p.tz))
+        start_utc = start.astimezone(ZoneInfo("UTC"))
+        cond = utc >= pl.lit(start_utc).dt.cast_time_unit("us")
+        offset_expr = pl.when(cond).then(_offset_in_zone(utc, p.tz)).otherwise(offset_expr)
+        name_expr = pl.when(cond).then(pl.lit(p.tz)).otherwise(name_expr)
+    source = "user_setting" if user.tz != "UTC" or user.tz_history else "assumed"
+    for c, default in (("utc_offset_min", None), ("tz_name", None), ("tz_source", None)):
+        if c not in df.columns:
+            df = df.with_columns(pl.lit(default).alias(c))
+    has = pl.col("utc_offset_min").is_not_null()
+    return df.with_columns(
+        pl.when(has).then(pl.col("tz_name")).otherwise(name_expr).alias("tz_name"),
+        pl.when(has).then(pl.col("tz_source")).otherwise(pl.lit(source)).alias("tz_source"),
+        pl.when(has)
+        .then(pl.col("utc_offset_min"))
+        .otherwise(offset_expr)
+        .cast(pl.Int32)
+        .alias("utc_offset_min"),
+    )
+
+
+def local_time(utc_col: str = "start_utc", offset_col: str = "utc_offset_min") -> pl.Expr:
+    """Naive local wall-clock datetime for a UTC column and its offset."""
+    return pl.col(utc_col).dt.replace_time_zone(None) + pl.duration(minutes=pl.col(offset_col))
+
+
+def local_date(utc_col: str = "start_utc", offset_col: str = "utc_offset_min") -> pl.Expr:
+    return local_time(utc_col, offset_col).dt.date()
+
+
+def offset_of(tz: str, when_utc: datetime) -> int:
+    """Offset in minutes of zone ``tz`` at a UTC instant (for scalar use in readers/synth)."""
+    off = when_utc.astimezone(ZoneInfo(tz)).utcoffset() or timedelta(0)
+    return int(off.total_seconds() // 60)
