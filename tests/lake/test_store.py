@@ -1,0 +1,201 @@
+"""The lake contract: schemas, atomic writes, idempotent upserts, lock, permissions, manifest."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import stat
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+from tunewell.lake import manifest, schemas, store
+from tunewell.lake.frames import conform
+from tunewell.lake.settings import UserSettings, ZonePeriod, load_settings
+
+USER = UserSettings("u1", tz="Europe/Berlin")
+
+
+def hr_rows(n: int = 5, start: datetime = datetime(2026, 3, 1, tzinfo=UTC), bpm: float = 60.0):
+    df = pl.DataFrame(
+        {
+            "start_utc": [start + timedelta(minutes=i) for i in range(n)],
+            "bpm": [bpm + i for i in range(n)],
+            "context": ["sample"] * n,
+        }
+    )
+    return conform(df, "heart_rate", user=USER, source="test", source_file="f" * 64, device="d")
+
+
+def test_required_names_are_in_the_contract():
+    need = {
+        "sleep_episode": ["sleep_date", "is_main_sleep", "tib_min", "tst_min", "sol_min",
+                          "waso_min", "awakenings", "efficiency_pct"],
+        "sleep_stage": ["stage"],
+        "hrv": ["metric", "window", "value_ms"],
+        "vendor_score": ["date", "vendor", "name", "value"],
+        "self_report": ["date", "item", "value"],
+        "nightly_features": ["user_id", "sleep_date", "tst_min", "efficiency_pct", "rmssd_ms"],
+        "scores": ["user_id", "sleep_date", "balance_index", "balance_state", "sleep_quality",
+                   "contributors", "model_version"],
+    }
+    for t, cols in need.items():
+        assert set(cols) <= set(schemas.table(t).names), t
+    common = ["user_id", "source", "device", "source_file", "record_id", "start_utc", "end_utc",
+              "utc_offset_min", "tz_name", "tz_source"]
+    for t in schemas.SILVER.values():
+        assert t.names[: len(common)] == common
+    assert set(schemas.SILVER) == {"heart_rate", "rr_interval", "hrv", "sleep_episode",
+                                   "sleep_stage", "steps", "workout", "vitals", "vendor_score",
+                                   "self_report"}
+    assert set(schemas.GOLD) >= {"nightly_features", "daily_load", "scores", "weekly_summary"}
+
+
+def test_every_column_is_documented_in_parquet_and_dictionary(lake: Path):
+    store.upsert(lake, "heart_rate", hr_rows())
+    f = next((lake / "silver" / "heart_rate").rglob("*.parquet"))
+    schema = pq.read_schema(f)
+    for field in schema:
+        assert field.metadata and field.metadata[b"meaning"], field.name
+    store.init_lake(lake)
+    text = (lake / "DICTIONARY.md").read_text()
+    for t in schemas.TABLES.values():
+        assert f"## {t.layer}.{t.name}" in text
+        for c in t.columns:
+            assert c.meaning, (t.name, c.name)
+            assert f"`{c.name}`" in text
+
+
+def test_conform_rejects_unknown_columns():
+    with pytest.raises(ValueError, match="not in the contract"):
+        conform(pl.DataFrame({"start_utc": [datetime(2026, 1, 1)], "bmp": [60.0]}),
+                "heart_rate", user=USER, source="x", source_file="y")
+
+
+def test_upsert_is_idempotent_and_replaces_by_record_id(lake: Path):
+    rows = hr_rows()
+    s1 = store.upsert(lake, "heart_rate", rows)
+    files = list((lake / "silver" / "heart_rate").rglob("*.parquet"))
+    mtimes = [f.stat().st_mtime_ns for f in files]
+    s2 = store.upsert(lake, "heart_rate", rows)
+    assert (s1.inserted, s2.inserted, s2.unchanged) == (5, 0, 5)
+    assert [f.stat().st_mtime_ns for f in files] == mtimes  # untouched on a no-op
+    changed = rows.with_columns(pl.col("bpm") + 1)
+    s3 = store.upsert(lake, "heart_rate", changed)
+    assert s3.updated == 5
+    out = store.read(lake, "heart_rate")
+    assert out.height == 5
+    assert out["bpm"].to_list() == changed["bpm"].to_list()
+
+
+def test_partitions_are_hive_by_user_and_year(lake: Path):
+    rows = pl.concat([hr_rows(2), hr_rows(2, datetime(2025, 12, 31, 23, 0, tzinfo=UTC))])
+    store.upsert(lake, "heart_rate", rows)
+    parts = sorted(p.relative_to(lake).as_posix() for p in lake.rglob("*.parquet"))
+    assert parts == ["silver/heart_rate/user_id=u1/year=2025/part-0.parquet",
+                     "silver/heart_rate/user_id=u1/year=2026/part-0.parquet"]
+    # Partition columns are not duplicated inside the files (pyarrow/pandas merge pitfall).
+    assert "user_id" not in pq.read_schema(lake.rglob("*.parquet").__next__()).names
+
+
+def test_crash_between_temp_and_rename_keeps_previous_state(lake: Path, monkeypatch):
+    store.upsert(lake, "heart_rate", hr_rows())
+    before = store.read(lake, "heart_rate")
+
+    def boom(tmp, path):
+        raise OSError("simulated crash before rename")
+
+    monkeypatch.setattr(store, "_replace", boom)
+    with pytest.raises(OSError, match="simulated crash"):
+        store.upsert(lake, "heart_rate", hr_rows(bpm=90))
+    monkeypatch.undo()
+    assert store.read(lake, "heart_rate").equals(before)
+    assert not list(lake.rglob("*.tmp"))
+    # Re-running after the crash converges to the intended state, without duplicates.
+    store.upsert(lake, "heart_rate", hr_rows(bpm=90))
+    after = store.read(lake, "heart_rate")
+    assert after.height == 5
+    assert after["bpm"].min() == 90
+
+
+def test_files_and_folders_are_owner_only(lake: Path):
+    store.upsert(lake, "heart_rate", hr_rows())
+    manifest.record(lake, manifest.ManifestEntry("a" * 64, "x.fit", "u1", "garmin_fit",
+                                                 "ingested"))
+    for p in [lake, *lake.rglob("*")]:
+        mode = stat.S_IMODE(p.stat().st_mode)
+        assert mode & 0o077 == 0, f"{p} is {oct(mode)}"
+
+
+def _hold_lock(lake: str, ready, release) -> None:
+    with store.lake_lock(Path(lake)):
+        ready.set()
+        release.wait(30)
+
+
+def test_second_writer_gets_a_clear_error(lake: Path):
+    ctx = multiprocessing.get_context("fork")
+    ready, release = ctx.Event(), ctx.Event()
+    proc = ctx.Process(target=_hold_lock, args=(str(lake), ready, release))
+    proc.start()
+    try:
+        assert ready.wait(30)
+        with pytest.raises(store.LakeLockedError, match="being written by another"), \
+                store.lake_lock(lake):
+            pass
+    finally:
+        release.set()
+        proc.join(30)
+    with store.lake_lock(lake):  # free again once the first writer is done
+        pass
+
+
+def test_stale_lock_of_a_dead_process_is_taken_over(lake: Path):
+    store.init_lake(lake)
+    import socket
+
+    (lake / ".lock").write_text(f"{socket.gethostname()} 999999999 0\n")
+    with store.lake_lock(lake):
+        assert (lake / ".lock").read_text().split()[1] == str(os.getpid())
+
+
+def test_manifest_and_quarantine_round_trip(lake: Path, tmp_path: Path):
+    src = tmp_path / "bad.fit"
+    src.write_bytes(b"not a fit file")
+    sha = manifest.sha256_file(src)
+    reason = manifest.QuarantineReason(str(src), sha, "u1", "garmin_fit", "corrupt header")
+    dest = manifest.quarantine(lake, src, reason)
+    assert dest.read_bytes() == b"not a fit file"
+    data = json.loads(dest.with_name(dest.name + ".json").read_text())
+    assert data["error"] == "corrupt header" and data["format_guess"] == "garmin_fit"
+    manifest.record(lake, manifest.ManifestEntry(sha, str(src), "u1", "garmin_fit",
+                                                 "quarantined"))
+    assert manifest.lookup(lake, sha).status == "quarantined"
+    assert [e.sha256 for e in manifest.entries(lake)] == [sha]
+
+
+def test_scan_of_absent_table_is_empty_with_schema(lake: Path):
+    df = store.read(lake, "sleep_episode")
+    assert df.is_empty()
+    assert df.columns == schemas.table("sleep_episode").names
+
+
+def test_settings_from_toml_and_environment(tmp_path: Path, monkeypatch):
+    cfg = tmp_path / "tunewell.toml"
+    cfg.write_text(
+        '[lake]\npath = "mylake"\n[sources]\npriority = ["oura", "garmin_fit"]\n'
+        '[users.ann]\ntz = "Europe/Berlin"\nsex = "female"\n'
+        'tz_history = [{since = "2026-04-01", tz = "America/New_York"}]\n'
+    )
+    monkeypatch.delenv("TUNEWELL_LAKE", raising=False)
+    s = load_settings(cfg)
+    assert s.lake == tmp_path / "mylake"
+    assert s.priority_rank("oura") < s.priority_rank("garmin_fit") < s.priority_rank("fitbit")
+    ann = s.user("ann")
+    assert ann.zone_periods()[-1] == ZonePeriod(date(2026, 4, 1), "America/New_York")
+    monkeypatch.setenv("TUNEWELL_LAKE", str(tmp_path / "envlake"))
+    assert load_settings(cfg).lake == tmp_path / "envlake"
