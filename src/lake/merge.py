@@ -1,0 +1,215 @@
+"""Several devices, one truth per time slice.
+
+Silver keeps every source's rows (nothing is thrown away, and changing the priority later needs no
+re-ingest); these functions give the *resolved* view that features use: for each time slice of a
+metric, the highest-priority source that saw it. Additive metrics are never summed across sources,
+and a slice that only one source saw is never lost. Sleep episodes that overlap, or lie within
+60 minutes of each other, are one night's sleep.
+
+This lives in the lake layer (not ingest) because features read the resolved view and must not
+import ingest; the rules are part of the table contract, like the keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import polars as pl
+
+SLEEP_JOIN_GAP_MIN = 60
+
+
+def _rank(priority: Sequence[str]) -> pl.Expr:
+    ranks = {s: i for i, s in enumerate(priority)}
+    return (
+        pl.col("source").replace_strict(ranks, default=len(ranks), return_dtype=pl.Int32)
+        .alias("__rank")
+    )
+
+
+def union_intervals(lf: pl.LazyFrame, by: Sequence[str], gap_min: float = 0) -> pl.LazyFrame:
+    """Merge intervals per group that overlap or lie within ``gap_min`` of each other."""
+    gap = pl.duration(microseconds=int(gap_min * 60_000_000))
+    return (
+        lf.sort([*by, "start_utc"])
+        .with_columns(pl.col("end_utc").cum_max().over(by).alias("__reach"))
+        .with_columns(
+            (pl.col("start_utc") > pl.col("__reach").shift(1).over(by) + gap)
+            .fill_null(True)
+            .cum_sum()
+            .over(by)
+            .alias("__grp")
+        )
+        .group_by([*by, "__grp"])
+        .agg(pl.col("start_utc").min(), pl.col("end_utc").max())
+        .drop("__grp")
+    )
+
+
+def _covered_minutes(items: pl.LazyFrame, cover: pl.LazyFrame) -> pl.LazyFrame:
+    """Minutes of each item interval (keyed by __i) covered by the ``cover`` intervals."""
+    pairs = items.select("__i", "user_id", "start_utc", "end_utc").join_where(
+        cover.rename({"start_utc": "c_start", "end_utc": "c_end", "user_id": "c_user"}),
+        pl.col("user_id") == pl.col("c_user"),
+        pl.col("start_utc") < pl.col("c_end"),
+        pl.col("end_utc") > pl.col("c_start"),
+    )
+    return pairs.group_by("__i").agg(
+        (
+            pl.min_horizontal("end_utc", "c_end") - pl.max_horizontal("start_utc", "c_start")
+        ).dt.total_microseconds().sum().alias("__covered_us")
+    )
+
+
+def resolve_intervals(lf: pl.LazyFrame, value: str, priority: Sequence[str]) -> pl.LazyFrame:
+    """Additive interval metrics (steps): union across sources by priority, never summed.
+
+    Sources are taken in priority order; each keeps only the part of its intervals that no
+    higher-priority source covered, pro rata (a phone's hour overlapping 20 minutes of watch data
+    keeps 40/60 of its steps). A source's coverage is where it has intervals, zero counts included.
+    """
+    df = lf.with_columns(_rank(priority)).with_row_index("__i").collect()
+    if df.is_empty():
+        return lf
+    out = []
+    cover: pl.DataFrame | None = None
+    for rank in sorted(df["__rank"].unique().to_list()):
+        for src in sorted(df.filter(pl.col("__rank") == rank)["source"].unique().to_list()):
+            part = df.filter(pl.col("source") == src)
+            if cover is not None and not cover.is_empty():
+                cov = _covered_minutes(part.lazy(), cover.lazy()).collect()
+                part = part.join(cov, on="__i", how="left").with_columns(
+                    pl.col("__covered_us").fill_null(0)
+                )
+                dur = (pl.col("end_utc") - pl.col("start_utc")).dt.total_microseconds()
+                frac = (1 - pl.col("__covered_us") / dur).clip(0, 1)
+                part = (
+                    part.with_columns((pl.col(value) * frac).alias(value), frac.alias("__f"))
+                    .filter(pl.col("__f") > 1e-9)
+                    .drop("__covered_us", "__f")
+                )
+            out.append(part)
+            src_cover = union_intervals(
+                df.filter(pl.col("source") == src).lazy().select("user_id", "start_utc",
+                                                                  "end_utc"),
+                ["user_id"],
+            ).collect()
+            cover = (
+                src_cover
+                if cover is None
+                else union_intervals(pl.concat([cover, src_cover]).lazy(), ["user_id"]).collect()
+            )
+    return pl.concat(out).sort("user_id", "start_utc").drop("__i", "__rank").lazy()
+
+
+def resolve_points(
+    lf: pl.LazyFrame, priority: Sequence[str], by: Sequence[str] = (), every: str = "1m"
+) -> pl.LazyFrame:
+    """Sampled metrics (heart rate, vitals, HRV): per slice, the best source's samples only."""
+    slice_ = pl.col("start_utc").dt.truncate(every).alias("__slice")
+    keys = ["user_id", *by, "__slice"]
+    return (
+        lf.with_columns(_rank(priority), slice_)
+        .filter(pl.col("__rank") == pl.col("__rank").min().over(keys))
+        .drop("__rank", "__slice")
+    )
+
+
+def resolve_sleep(
+    episodes: pl.LazyFrame, priority: Sequence[str], gap_min: float = SLEEP_JOIN_GAP_MIN
+) -> pl.LazyFrame:
+    """Assign each episode to a night cluster; keep the best source's episodes per cluster.
+
+    Episodes (of any source) that overlap or lie within ``gap_min`` form a cluster with one
+    ``night_id``; within it only the highest-priority source's episodes are kept, and these
+    (a split night from one device) share the ``night_id``, so features treat them as one sleep.
+    """
+    by = ["user_id"]
+    gap = pl.duration(microseconds=int(gap_min * 60_000_000))
+    clustered = (
+        episodes.with_columns(_rank(priority))
+        .sort([*by, "start_utc"])
+        .with_columns(pl.col("end_utc").cum_max().over(by).alias("__reach"))
+        .with_columns(
+            (pl.col("start_utc") > pl.col("__reach").shift(1).over(by) + gap)
+            .fill_null(True)
+            .cum_sum()
+            .over(by)
+            .alias("__grp")
+        )
+    )
+    return (
+        clustered.filter(pl.col("__rank") == pl.col("__rank").min().over([*by, "__grp"]))
+        .with_columns(
+            pl.col("record_id").first().over([*by, "__grp"], order_by="start_utc")
+            .alias("night_id")
+        )
+        .drop("__reach", "__grp", "__rank")
+    )
+
+
+# How each silver table is resolved: (kind, options)
+RULES: dict[str, tuple[str, dict]] = {
+    "steps": ("intervals", {"value": "steps"}),
+    "heart_rate": ("points", {"by": ("context",), "every": "1m"}),
+    "hrv": ("points", {"by": ("metric", "window"), "every": "5m"}),
+    "vitals": ("points", {"by": ("metric",), "every": "1d"}),
+    "rr_interval": ("points", {"every": "5m"}),
+}
+
+
+@dataclass
+class MergeCount:
+    table: str
+    rows_in: int
+    rows_out: int
+
+    @property
+    def dropped(self) -> int:
+        return self.rows_in - self.rows_out
+
+
+def resolve(table: str, lf: pl.LazyFrame, priority: Sequence[str]) -> pl.LazyFrame:
+    """The resolved view of one silver table (tables without a rule pass through)."""
+    if table == "sleep_episode":
+        return resolve_sleep(lf, priority)
+    if table == "sleep_stage":
+        return lf  # stages follow their episode: filter them with ``stages_of``
+    kind, opts = RULES.get(table, ("none", {}))
+    if kind == "intervals":
+        return resolve_intervals(lf, opts["value"], priority)
+    if kind == "points":
+        return resolve_points(lf, priority, opts.get("by", ()), opts.get("every", "1m"))
+    return lf
+
+
+def stages_of(stages: pl.LazyFrame, resolved_episodes: pl.LazyFrame) -> pl.LazyFrame:
+    """Stages of the kept episodes, tagged with their night cluster."""
+    return stages.join(
+        resolved_episodes.select(pl.col("record_id").alias("episode_id"), "night_id"),
+        on="episode_id",
+        how="inner",
+    )
+
+
+def resolve_silver(silver: dict[str, pl.LazyFrame], priority: Sequence[str]
+                   ) -> tuple[dict[str, pl.LazyFrame], list[MergeCount]]:
+    """Resolve every table; also count what the merge dropped, for the run report."""
+    out: dict[str, pl.LazyFrame] = {}
+    counts: list[MergeCount] = []
+    for name, lf in silver.items():
+        if name == "sleep_stage":
+            continue
+        res = resolve(name, lf, priority).collect()
+        n_in = lf.select(pl.len()).collect().item()
+        counts.append(MergeCount(name, n_in, res.height))
+        out[name] = res.lazy()
+    if "sleep_stage" in silver:
+        st = silver["sleep_stage"]
+        eps = out.get("sleep_episode")
+        res = (st if eps is None else stages_of(st, eps)).collect()
+        counts.append(MergeCount("sleep_stage", st.select(pl.len()).collect().item(),
+                                 res.height))
+        out["sleep_stage"] = res.lazy()
+    return out, counts

@@ -1,0 +1,104 @@
+"""Several devices: union per time slice by priority, never summed, nothing only one saw lost."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import polars as pl
+
+from tunewell.lake.frames import conform
+from tunewell.lake.merge import resolve, resolve_silver, union_intervals
+from tunewell.lake.settings import UserSettings
+
+USER = UserSettings("u1", tz="Europe/Berlin")
+PRIO = ("garmin_fit", "apple_health")
+T0 = datetime(2026, 6, 1, 6, 0, tzinfo=UTC)
+
+
+def steps(source: str, start: datetime, minutes: int, per_min: float, step_min: int = 1):
+    n = minutes // step_min
+    df = pl.DataFrame({
+        "start_utc": [start + timedelta(minutes=i * step_min) for i in range(n)],
+        "end_utc": [start + timedelta(minutes=(i + 1) * step_min) for i in range(n)],
+        "steps": [per_min * step_min] * n,
+    })
+    return conform(df, "steps", user=USER, source=source, source_file="f", device=source)
+
+
+def test_watch_and_phone_steps_give_the_union_not_the_sum():
+    # Watch (priority) worn 08:00-12:00 at 10/min; phone carried 06:00-20:00 at 7/min, hourly rows.
+    watch = steps("garmin_fit", T0 + timedelta(hours=2), 240, 10)
+    phone = steps("apple_health", T0, 14 * 60, 7, step_min=60)
+    out = resolve("steps", pl.concat([watch, phone]).lazy(), PRIO).collect()
+    total = out["steps"].sum()
+    assert total == 240 * 10 + (14 - 4) * 60 * 7
+    assert total != watch["steps"].sum() + phone["steps"].sum()  # not the sum
+    assert total != watch["steps"].sum()  # not the watch alone
+    assert set(out["source"]) == {"garmin_fit", "apple_health"}
+
+
+def test_partial_overlap_keeps_the_uncovered_share():
+    watch = steps("garmin_fit", T0 + timedelta(minutes=40), 20, 10)  # 06:40-07:00
+    phone = steps("apple_health", T0, 60, 6, step_min=60)  # one hourly row, 360 steps
+    out = resolve("steps", pl.concat([watch, phone]).lazy(), PRIO).collect()
+    phone_left = out.filter(pl.col("source") == "apple_health")["steps"].sum()
+    assert abs(phone_left - 360 * 40 / 60) < 1e-9
+
+
+def test_priority_order_is_configurable():
+    watch = steps("garmin_fit", T0, 60, 10)
+    phone = steps("apple_health", T0, 60, 7)
+    out = resolve("steps", pl.concat([watch, phone]).lazy(), ("apple_health", "garmin_fit"))
+    assert out.collect()["steps"].sum() == 60 * 7
+
+
+def test_heart_rate_one_source_per_minute():
+    def hr(source, start, n, bpm):
+        df = pl.DataFrame({"start_utc": [start + timedelta(seconds=15 * i) for i in range(n)],
+                           "bpm": [bpm] * n, "context": ["sample"] * n})
+        return conform(df, "heart_rate", user=USER, source=source, source_file="f")
+
+    both = pl.concat([hr("garmin_fit", T0, 8, 60.0), hr("apple_health", T0, 16, 70.0)])
+    out = resolve("heart_rate", both.lazy(), PRIO).collect()
+    first2 = out.filter(pl.col("start_utc") < T0 + timedelta(minutes=2))
+    assert set(first2["source"]) == {"garmin_fit"}
+    assert out.filter(pl.col("source") == "apple_health").height == 8  # minutes 2-3 kept
+
+
+def episode(source, start, hours, vid):
+    df = pl.DataFrame({"start_utc": [start], "end_utc": [start + timedelta(hours=hours)],
+                       "sleep_date": [date(2026, 6, 2)], "vendor_episode_id": [vid]})
+    return conform(df, "sleep_episode", user=USER, source=source, source_file="f")
+
+
+def test_sleep_overlaps_and_short_gaps_make_one_night():
+    night = datetime(2026, 6, 1, 21, 0, tzinfo=UTC)
+    eps = pl.concat([
+        episode("garmin_fit", night, 3, "a"),  # 21-00
+        episode("garmin_fit", night + timedelta(hours=3, minutes=40), 3, "b"),  # split night
+        episode("apple_health", night - timedelta(minutes=20), 7, "c"),  # phone saw it too
+        episode("apple_health", night + timedelta(hours=16), 1, "nap"),  # only phone: kept
+    ])
+    out = resolve("sleep_episode", eps.lazy(), PRIO).collect()
+    assert sorted(out["vendor_episode_id"]) == ["a", "b", "nap"]
+    nights = out.group_by("night_id").agg(pl.col("vendor_episode_id").sort())
+    assert sorted(map(tuple, nights["vendor_episode_id"].to_list())) == [("a", "b"), ("nap",)]
+
+
+def test_resolve_silver_counts_what_was_dropped():
+    watch = steps("garmin_fit", T0, 60, 10)
+    phone = steps("apple_health", T0, 60, 7)
+    _, counts = resolve_silver({"steps": pl.concat([watch, phone]).lazy()}, PRIO)
+    (c,) = counts
+    assert (c.rows_in, c.rows_out, c.dropped) == (120, 60, 60)
+
+
+def test_union_intervals_with_gap():
+    df = pl.DataFrame({
+        "user_id": ["u"] * 3,
+        "start_utc": [T0, T0 + timedelta(minutes=50), T0 + timedelta(hours=5)],
+        "end_utc": [T0 + timedelta(minutes=30), T0 + timedelta(hours=1),
+                    T0 + timedelta(hours=6)],
+    })
+    assert union_intervals(df.lazy(), ["user_id"]).collect().height == 3
+    assert union_intervals(df.lazy(), ["user_id"], gap_min=30).collect().height == 2
