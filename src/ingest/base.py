@@ -4,7 +4,7 @@ A reader is a module in ``tunewell.ingest.formats`` with:
 
 - ``SOURCE``: the source name written to every row (e.g. ``"garmin_fit"``);
 - ``PRIORITY``: int, lower sniffs first (specific formats before generic CSV/JSON ones);
-- ``sniff(path, head) -> bool``: decide by content (``head`` is the first 64 KiB), not by name alone;
+- ``sniff(path, head) -> bool``: decide by content (``head``: the first 64 KiB), not by name;
 - ``read(ctx) -> Iterator[tuple[str, pl.DataFrame]]``: yield ``(table, frame)`` batches already
   passed through ``ctx.conform``; stream large files in batches to keep memory bounded.
 
@@ -39,10 +39,12 @@ class FileContext:
     user: UserSettings
     options: dict = field(default_factory=dict)  # reader options, e.g. {"start_date": date}
 
-    def conform(self, df: pl.DataFrame, table: str, *, source: str,
-                device: str | None = None) -> pl.DataFrame:
-        return conform(df, table, user=self.user, source=source, source_file=self.sha256,
-                       device=device)
+    def conform(
+        self, df: pl.DataFrame, table: str, *, source: str, device: str | None = None
+    ) -> pl.DataFrame:
+        return conform(
+            df, table, user=self.user, source=source, source_file=self.sha256, device=device
+        )
 
 
 class Reader(Protocol):

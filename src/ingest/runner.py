@@ -1,19 +1,29 @@
-"""Ingest files into the silver tables: detect, read, validate, upsert, record, or quarantine.
+"""Ingest files into the silver tables: stage each file, validate per table, commit, record.
 
-The runner owns the file lifecycle (DESIGN.md): a file's rows reach the lake only when the whole
-file was read, and the manifest entry is written only after they are in, so a crash anywhere means
-the file is simply read again next time; the idempotent upsert makes that harmless. A file that
-cannot be read is copied to quarantine with its reason and the run goes on.
+The file lifecycle (DESIGN.md) in three steps:
+
+1. ``stage_file``: detect the format by content and read the file into owner-only staging Parquet
+   (``<lake>/staging/<sha>/``). A file that cannot be read is copied to quarantine with its
+   reason, and the run goes on. Staging bounds memory for huge exports and lets a Prefect flow run
+   one task per file.
+2. ``commit``: per table, one Great Expectations validation over all staged rows of the run; failed
+   rows go to ``quarantine/rows/`` with the failed expectation; a file most of whose rows fail is
+   quarantined whole; the rest is upserted by ``record_id`` (one partition rewrite per table and
+   run, instead of per file).
+3. Only then the manifest records each file as ingested. A crash anywhere before that means the
+   files are staged again next run, and the idempotent upsert makes the replay harmless.
 """
 
 from __future__ import annotations
 
+import io
 import shutil
 import tempfile
 import threading
 import time
+import uuid
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,11 +34,21 @@ from tunewell.ingest.base import FileContext
 from tunewell.ingest.registry import detect, guess_format, read_head
 from tunewell.lake import manifest
 from tunewell.lake.settings import Settings, UserSettings
-from tunewell.lake.store import UpsertStats, init_lake, secure_mkdir, upsert
+from tunewell.lake.store import (
+    UpsertStats,
+    atomic_write_bytes,
+    init_lake,
+    lake_lock,
+    secure_mkdir,
+    upsert,
+)
 
-SPILL_ROWS = 1_000_000
-SKIP_NAMES = {".DS_Store", "Thumbs.db"}
-_WRITE_MUTEX = threading.Lock()  # tasks of one flow may run in threads; one upsert at a time
+SPILL_ROWS = 500_000
+# A file is rejected whole when more than this share of its rows fail validation: then the
+# file itself is wrong (wrong units, wrong clock), not a few glitchy samples.
+FILE_REJECT_SHARE = 0.5
+SKIP_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
+_WRITE_MUTEX = threading.Lock()
 
 
 @dataclass
@@ -45,27 +65,24 @@ class FileResult:
 
 
 @dataclass
+class StagedFile:
+    result: FileResult
+    path: Path  # original bytes (for a quarantine copy)
+    tables: dict[str, list[Path]] = field(default_factory=dict)
+
+
+@dataclass
 class RunReport:
     files: list[FileResult] = field(default_factory=list)
     tables: dict[str, UpsertStats] = field(default_factory=dict)
-
-    def add(self, res: FileResult, stats: Iterable[UpsertStats] = ()) -> None:
-        self.files.append(res)
-        for s in stats:
-            self.tables.setdefault(s.table, UpsertStats(s.table)).add(s)
-
-    def merge(self, other: RunReport) -> None:
-        for f in other.files:
-            self.add(f)
-        for s in other.tables.values():
-            self.tables.setdefault(s.table, UpsertStats(s.table)).add(s)
+    invalid_rows: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.files if f.status == status)
 
     @property
     def affected_users(self) -> list[str]:
-        return sorted({f.user_id for f in self.files if f.status == "ingested"})
+        return sorted({f.user_id for f in self.files if f.status == "ingested" and f.rows})
 
     def to_dict(self) -> dict:
         return {
@@ -76,6 +93,7 @@ class RunReport:
             "skipped": self.count("skipped"),
             "files": [asdict(f) for f in self.files],
             "tables": {k: asdict(v) for k, v in sorted(self.tables.items())},
+            "invalid_rows": self.invalid_rows,
         }
 
 
@@ -83,21 +101,263 @@ class RunReport:
 class Candidate:
     path: Path
     display: str
+    user_id: str
 
 
-def discover(paths: Iterable[Path]) -> Iterator[Candidate]:
+def discover(paths: Iterable[Path], user_id: str) -> Iterator[Candidate]:
     """Files under the given paths (folders walked recursively, hidden files skipped)."""
-    for p in paths:
-        p = Path(p)
+    for p in map(Path, paths):
         if p.is_dir():
             for f in sorted(p.rglob("*")):
-                if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts):
-                    if f.name not in SKIP_NAMES:
-                        yield Candidate(f, str(f))
+                rel = f.relative_to(p).parts
+                if (
+                    f.is_file()
+                    and not any(x.startswith(".") for x in rel)
+                    and f.name not in SKIP_NAMES
+                ):
+                    yield Candidate(f, str(f), user_id)
         elif p.is_file():
-            yield Candidate(p, str(p))
+            yield Candidate(p, str(p), user_id)
         else:
             raise FileNotFoundError(f"{p}: no such file or folder")
+
+
+def discover_inbox(inbox: Path) -> Iterator[Candidate]:
+    """``<inbox>/<user>/…``: the first folder level names the user."""
+    inbox = Path(inbox)
+    if not inbox.is_dir():
+        return
+    for user_dir in sorted(d for d in inbox.iterdir() if d.is_dir() and not d.name.startswith(".")):
+        yield from discover([user_dir], user_dir.name)
+
+
+def _staging(lake: Path, sha: str) -> Path:
+    return Path(lake) / "staging" / sha[:20]
+
+
+def _quarantine(
+    lake: Path,
+    path: Path,
+    res: FileResult,
+    err: str,
+    stage: str = "read",
+    details: dict | None = None,
+) -> None:
+    res.status, res.error = "quarantined", err
+    manifest.quarantine(
+        lake,
+        path,
+        manifest.QuarantineReason(
+            res.file, res.sha256, res.user_id, res.format, err, stage, details or {}
+        ),
+    )
+    manifest.record(
+        lake,
+        manifest.ManifestEntry(
+            res.sha256, res.file, res.user_id, res.format, "quarantined", note=err
+        ),
+    )
+
+
+def stage_file(
+    path: Path,
+    user: UserSettings,
+    settings: Settings,
+    *,
+    display: str | None = None,
+    options: dict | None = None,
+    retry_quarantined: bool = False,
+) -> list[StagedFile]:
+    """Read one file (or every member of an archive no reader claims) into staging."""
+    lake = Path(settings.lake)
+    display = display or str(path)
+    t0 = time.perf_counter()
+    sha = manifest.sha256_file(path)
+    res = FileResult(display, sha, user.user_id, "unknown", "staged")
+    seen = manifest.lookup(lake, sha)
+    if seen and (seen.status != "quarantined" or not retry_quarantined):
+        res.format, res.status = seen.format, "already_seen"
+        return [StagedFile(res, Path(path))]
+    head = read_head(path)
+    reader = detect(path, head)
+    if reader is None and zipfile.is_zipfile(path):
+        return _stage_zip(path, user, settings, display, sha, options or {}, retry_quarantined)
+    if reader is None and head.startswith(b"PK\x03\x04"):
+        res.format = "zip"
+        _quarantine(lake, Path(path), res, f"{display}: broken zip archive (cannot be opened)")
+        return [StagedFile(res, Path(path))]
+    if reader is None:
+        res.format, res.status = guess_format(path, head), "skipped"
+        res.error = "no reader recognises this file's content"
+        manifest.record(
+            lake,
+            manifest.ManifestEntry(
+                sha, display, user.user_id, res.format, "skipped", note=res.error
+            ),
+        )
+        return [StagedFile(res, Path(path))]
+    res.format = reader.SOURCE
+    staged = StagedFile(res, Path(path))
+    stage = _staging(lake, sha)
+    shutil.rmtree(stage, ignore_errors=True)
+    ctx = FileContext(Path(path), display, sha, user, options or {})
+    try:
+        pending: dict[str, list[pl.DataFrame]] = {}
+        n = 0
+        for tbl, df in reader.read(ctx):
+            if df.is_empty():
+                continue
+            pending.setdefault(tbl, []).append(df)
+            n += df.height
+            if n >= SPILL_ROWS:
+                _spill(stage, pending, staged)
+                pending, n = {}, 0
+        _spill(stage, pending, staged)
+    except Exception as exc:  # whatever a reader raises is a property of this file
+        shutil.rmtree(stage, ignore_errors=True)
+        staged.tables.clear()
+        _quarantine(lake, Path(path), res, f"{display}: {type(exc).__name__}: {exc}")
+    res.seconds = time.perf_counter() - t0
+    return [staged]
+
+
+def _spill(stage: Path, pending: dict[str, list[pl.DataFrame]], staged: StagedFile) -> None:
+    for tbl, frames in pending.items():
+        if not frames:
+            continue
+        secure_mkdir(stage)
+        p = stage / f"{tbl}-{len(staged.tables.get(tbl, []))}.parquet"
+        pl.concat(frames, how="vertical_relaxed").write_parquet(p)
+        staged.tables.setdefault(tbl, []).append(p)
+
+
+def _stage_zip(
+    path: Path,
+    user: UserSettings,
+    settings: Settings,
+    display: str,
+    sha: str,
+    options: dict,
+    retry_quarantined: bool,
+) -> list[StagedFile]:
+    """An archive no reader claims whole: stage its members one by one (they keep their bytes
+    in staging, so the temporary extraction can go)."""
+    lake = Path(settings.lake)
+    out: list[StagedFile] = []
+    res = FileResult(display, sha, user.user_id, "zip", "staged")
+    with tempfile.TemporaryDirectory(prefix="tunewell-zip-") as tmp:
+        root = Path(tmp).resolve()
+        try:
+            with zipfile.ZipFile(path) as zf:
+                for m in zf.infolist():
+                    name = Path(m.filename)
+                    if m.is_dir() or any(x.startswith(".") or x == "__MACOSX" for x in name.parts):
+                        continue
+                    target = (root / name).resolve()
+                    if not target.is_relative_to(root):
+                        continue  # never write outside the temp folder (zip-slip)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with zf.open(m) as src, target.open("wb") as dst:
+                        shutil.copyfileobj(src, dst)
+                    for s in stage_file(
+                        target,
+                        user,
+                        settings,
+                        display=f"{display}!{m.filename}",
+                        options=options,
+                        retry_quarantined=retry_quarantined,
+                    ):
+                        if s.result.status == "staged":
+                            # keep the member's bytes until commit, for a quarantine copy
+                            keep = secure_mkdir(_staging(lake, s.result.sha256)) / "original"
+                            shutil.move(target, keep)
+                            s.path = keep
+                        out.append(s)
+                    target.unlink(missing_ok=True)
+        except zipfile.BadZipFile as exc:
+            _quarantine(lake, Path(path), res, f"{display}: broken zip archive: {exc}")
+            return [StagedFile(res, Path(path))]
+    res.status = "container"
+    out.append(StagedFile(res, Path(path)))
+    return out
+
+
+def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
+    """Validate the run's staged rows per table, upsert what passed, record the manifest."""
+    lake = Path(settings.lake)
+    report = RunReport()
+    live = [s for s in staged if s.tables and s.result.status == "staged"]
+    by_table: dict[str, list[pl.DataFrame]] = {}
+    for s in live:
+        for tbl, paths in s.tables.items():
+            by_table.setdefault(tbl, []).extend(pl.read_parquet(p) for p in paths)
+    kept: dict[str, pl.DataFrame] = {}
+    for tbl, frames in sorted(by_table.items()):
+        df = pl.concat(frames, how="vertical_relaxed")
+        out = validate.check(tbl, df)
+        kept[tbl] = out.good
+        if out.bad.height:
+            report.invalid_rows[tbl] = out.failures
+            _write_bad_rows(lake, tbl, out.bad)
+            for sha, n in out.bad.group_by("source_file").len().iter_rows():
+                for s in live:
+                    if s.result.sha256 == sha:
+                        s.result.dropped_invalid[tbl] = n
+    # Files whose rows mostly failed are rejected whole.
+    totals = (
+        pl.concat(
+            [df.group_by("source_file").len() for frames in by_table.values() for df in frames]
+            or [pl.DataFrame(schema={"source_file": pl.String, "len": pl.UInt32})]
+        )
+        .group_by("source_file")
+        .agg(pl.col("len").sum())
+    )
+    total_of = dict(totals.iter_rows())
+    rejected: set[str] = set()
+    for s in live:
+        total = total_of.get(s.result.sha256, 0)
+        bad = sum(s.result.dropped_invalid.values())
+        if total and bad / total > FILE_REJECT_SHARE:
+            rejected.add(s.result.sha256)
+            _quarantine(
+                lake,
+                s.path,
+                s.result,
+                f"{s.result.file}: {bad} of {total} rows failed validation",
+                stage="validate",
+                details={"failed": s.result.dropped_invalid},
+            )
+    with _WRITE_MUTEX, lake_lock(lake, wait_s=600):
+        for tbl, df in kept.items():
+            if rejected:
+                df = df.filter(~pl.col("source_file").is_in(list(rejected)))
+            report.tables[tbl] = upsert(lake, tbl, df)
+            for sha, n in df.group_by("source_file").len().iter_rows():
+                for s in live:
+                    if s.result.sha256 == sha:
+                        s.result.rows[tbl] = n
+        for s in staged:
+            r = s.result
+            if r.status in ("staged", "container"):
+                r.status = "ingested"
+                manifest.record(
+                    lake,
+                    manifest.ManifestEntry(
+                        r.sha256, r.file, r.user_id, r.format, "ingested", rows=r.rows
+                    ),
+                )
+    for s in staged:
+        shutil.rmtree(_staging(lake, s.result.sha256), ignore_errors=True)
+        if s.result.format != "zip" or s.result.status != "ingested":
+            report.files.append(s.result)
+    return report
+
+
+def _write_bad_rows(lake: Path, tbl: str, bad: pl.DataFrame) -> None:
+    qdir = secure_mkdir(Path(lake) / "quarantine" / "rows")
+    buf = io.BytesIO()
+    bad.write_parquet(buf)
+    atomic_write_bytes(qdir / f"{tbl}-{uuid.uuid4().hex[:12]}.parquet", buf.getvalue())
 
 
 def ingest_paths(
@@ -107,142 +367,37 @@ def ingest_paths(
     *,
     options: dict | None = None,
     retry_quarantined: bool = False,
-    progress: object | None = None,
+    on_file: Callable[[Candidate], None] | None = None,
 ) -> RunReport:
-    report = RunReport()
-    init_lake(settings.lake)
-    user = settings.user(user_id)
-    for cand in discover(paths):
-        report.merge(ingest_file(cand.path, user, settings, display=cand.display,
-                                 options=options or {}, retry_quarantined=retry_quarantined))
-        if progress is not None and callable(progress):
-            progress(cand)
-    return report
+    """Ingest files and folders for one user (the CLI's ``tunewell ingest``)."""
+    return ingest_candidates(
+        discover(paths, user_id),
+        settings,
+        options=options,
+        retry_quarantined=retry_quarantined,
+        on_file=on_file,
+    )
 
 
-def ingest_file(
-    path: Path,
-    user: UserSettings,
+def ingest_candidates(
+    candidates: Iterable[Candidate],
     settings: Settings,
     *,
-    display: str | None = None,
     options: dict | None = None,
     retry_quarantined: bool = False,
+    on_file: Callable[[Candidate], None] | None = None,
 ) -> RunReport:
-    """Ingest one file (or archive); returns its report. Never raises for a bad file."""
-    report = RunReport()
-    lake = Path(settings.lake)
-    display = display or str(path)
-    t0 = time.perf_counter()
-    sha = manifest.sha256_file(path)
-    seen = manifest.lookup(lake, sha)
-    if seen and (seen.status != "quarantined" or not retry_quarantined):
-        report.add(FileResult(display, sha, user.user_id, seen.format, "already_seen"))
-        return report
-    head = read_head(path)
-    reader = detect(path, head)
-    if reader is None and zipfile.is_zipfile(path):
-        return _ingest_zip(path, user, settings, display, sha, options or {}, retry_quarantined)
-    if reader is None:
-        fmt = guess_format(path, head)
-        res = FileResult(display, sha, user.user_id, fmt, "skipped",
-                         error="no reader recognises this file's content")
-        manifest.record(lake, manifest.ManifestEntry(sha, display, user.user_id, fmt, "skipped",
-                                                     note=res.error))
-        report.add(res)
-        return report
-    fmt = reader.SOURCE
-    ctx = FileContext(Path(path), display, sha, user, options or {})
-    try:
-        staged = _read_all(reader, ctx, lake)
-        checked: dict[str, pl.DataFrame] = {}
-        dropped: dict[str, int] = {}
-        for tbl, df in staged.items():
-            good, bad = validate.check(tbl, df)
-            checked[tbl] = good
-            if bad.height:
-                dropped[tbl] = bad.height
-    except Exception as exc:  # any failure of a reader is a property of the file
-        err = f"{type(exc).__name__}: {exc}" if not str(exc).startswith(display) else str(exc)
-        reason = manifest.QuarantineReason(display, sha, user.user_id, fmt, err)
-        manifest.quarantine(lake, path, reason)
-        manifest.record(lake, manifest.ManifestEntry(sha, display, user.user_id, fmt,
-                                                     "quarantined", note=err))
-        report.add(FileResult(display, sha, user.user_id, fmt, "quarantined", error=err,
-                              seconds=time.perf_counter() - t0))
-        return report
-    finally:
-        shutil.rmtree(_staging(lake, sha), ignore_errors=True)
-    stats = []
-    with _WRITE_MUTEX:
-        for tbl, df in checked.items():
-            stats.append(upsert(lake, tbl, df))
-    rows = {t: df.height for t, df in checked.items()}
-    manifest.record(lake, manifest.ManifestEntry(sha, display, user.user_id, fmt, "ingested",
-                                                 rows=rows))
-    report.add(FileResult(display, sha, user.user_id, fmt, "ingested", rows=rows,
-                          dropped_invalid=dropped, seconds=time.perf_counter() - t0), stats)
-    return report
-
-
-def _staging(lake: Path, sha: str) -> Path:
-    return Path(lake) / "staging" / sha[:16]
-
-
-def _read_all(reader, ctx: FileContext, lake: Path) -> dict[str, pl.DataFrame]:
-    """Collect a reader's batches, spilling to owner-only staging files past ``SPILL_ROWS``."""
-    mem: dict[str, list[pl.DataFrame]] = {}
-    spilled: dict[str, list[Path]] = {}
-    n_mem = 0
-    stage = _staging(lake, ctx.sha256)
-    for tbl, df in reader.read(ctx):
-        if df.is_empty():
-            continue
-        mem.setdefault(tbl, []).append(df)
-        n_mem += df.height
-        if n_mem >= SPILL_ROWS:
-            secure_mkdir(stage)
-            for t, frames in mem.items():
-                p = stage / f"{t}-{len(spilled.get(t, []))}.parquet"
-                pl.concat(frames, how="vertical_relaxed").write_parquet(p)
-                spilled.setdefault(t, []).append(p)
-            mem, n_mem = {}, 0
-    out: dict[str, pl.DataFrame] = {}
-    for t in set(mem) | set(spilled):
-        parts = [pl.read_parquet(p) for p in spilled.get(t, [])] + mem.get(t, [])
-        out[t] = pl.concat(parts, how="vertical_relaxed")
-    return out
-
-
-def _ingest_zip(path: Path, user: UserSettings, settings: Settings, display: str, sha: str,
-                options: dict, retry_quarantined: bool) -> RunReport:
-    """An archive no reader claims whole: ingest its members one by one."""
-    report = RunReport()
-    lake = Path(settings.lake)
-    with tempfile.TemporaryDirectory(prefix="tunewell-zip-") as tmp:
-        try:
-            with zipfile.ZipFile(path) as zf:
-                members = [m for m in zf.infolist() if not m.is_dir()]
-                for m in members:
-                    name = Path(m.filename)
-                    if any(part.startswith(".") or part == "__MACOSX" for part in name.parts):
-                        continue
-                    target = Path(tmp) / name
-                    if not target.resolve().is_relative_to(Path(tmp).resolve()):
-                        continue  # never write outside the temp folder (zip-slip)
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    with zf.open(m) as src, target.open("wb") as dst:
-                        shutil.copyfileobj(src, dst)
-                    report.merge(ingest_file(target, user, settings,
-                                             display=f"{display}!{m.filename}", options=options,
-                                             retry_quarantined=retry_quarantined))
-                    target.unlink()
-        except zipfile.BadZipFile as exc:
-            err = f"broken zip archive: {exc}"
-            manifest.quarantine(lake, path, manifest.QuarantineReason(display, sha, user.user_id,
-                                                                      "zip", err))
-            report.add(FileResult(display, sha, user.user_id, "zip", "quarantined", error=err))
-            return report
-    manifest.record(lake, manifest.ManifestEntry(sha, display, user.user_id, "zip", "ingested",
-                                                 note=f"{len(report.files)} members"))
-    return report
+    init_lake(settings.lake)
+    staged: list[StagedFile] = []
+    for cand in candidates:
+        staged += stage_file(
+            cand.path,
+            settings.user(cand.user_id),
+            settings,
+            display=cand.display,
+            options=options,
+            retry_quarantined=retry_quarantined,
+        )
+        if on_file is not None:
+            on_file(cand)
+    return commit(staged, settings)

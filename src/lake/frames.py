@@ -23,7 +23,7 @@ def _hash(s: str) -> str:
 
 
 def record_ids(df: pl.DataFrame, t: Table) -> pl.Series:
-    """Stable across versions and machines (unlike ``pl.Expr.hash``), so ids in an old lake match."""
+    """Stable across versions and machines (unlike ``pl.Expr.hash``): old lakes keep matching."""
     parts = [pl.lit(t.name), pl.col("user_id")]
     if t.layer == "silver":
         parts += [pl.col("source"), pl.col("device").fill_null("")]

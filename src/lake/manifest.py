@@ -50,8 +50,10 @@ def lookup(lake: Path, sha: str) -> ManifestEntry | None:
 
 
 def record(lake: Path, entry: ManifestEntry) -> None:
-    atomic_write_bytes(_entry_path(lake, entry.sha256),
-                       json.dumps(asdict(entry), indent=1, sort_keys=True).encode())
+    atomic_write_bytes(
+        _entry_path(lake, entry.sha256),
+        json.dumps(asdict(entry), indent=1, sort_keys=True).encode(),
+    )
 
 
 def entries(lake: Path) -> list[ManifestEntry]:
@@ -81,8 +83,10 @@ def quarantine(lake: Path, src: Path, reason: QuarantineReason) -> Path:
         shutil.copyfile(src, tmp)
         tmp.chmod(FILE_MODE)
         tmp.replace(dest)
-    atomic_write_bytes(dest.with_name(dest.name + ".json"),
-                       json.dumps(asdict(reason), indent=1, default=str).encode())
+    atomic_write_bytes(
+        dest.with_name(dest.name + ".json"),
+        json.dumps(asdict(reason), indent=1, default=str).encode(),
+    )
     return dest
 
 

@@ -23,7 +23,8 @@ SLEEP_JOIN_GAP_MIN = 60
 def _rank(priority: Sequence[str]) -> pl.Expr:
     ranks = {s: i for i, s in enumerate(priority)}
     return (
-        pl.col("source").replace_strict(ranks, default=len(ranks), return_dtype=pl.Int32)
+        pl.col("source")
+        .replace_strict(ranks, default=len(ranks), return_dtype=pl.Int32)
         .alias("__rank")
     )
 
@@ -56,9 +57,10 @@ def _covered_minutes(items: pl.LazyFrame, cover: pl.LazyFrame) -> pl.LazyFrame:
         pl.col("end_utc") > pl.col("c_start"),
     )
     return pairs.group_by("__i").agg(
-        (
-            pl.min_horizontal("end_utc", "c_end") - pl.max_horizontal("start_utc", "c_start")
-        ).dt.total_microseconds().sum().alias("__covered_us")
+        (pl.min_horizontal("end_utc", "c_end") - pl.max_horizontal("start_utc", "c_start"))
+        .dt.total_microseconds()
+        .sum()
+        .alias("__covered_us")
     )
 
 
@@ -91,8 +93,7 @@ def resolve_intervals(lf: pl.LazyFrame, value: str, priority: Sequence[str]) -> 
                 )
             out.append(part)
             src_cover = union_intervals(
-                df.filter(pl.col("source") == src).lazy().select("user_id", "start_utc",
-                                                                  "end_utc"),
+                df.filter(pl.col("source") == src).lazy().select("user_id", "start_utc", "end_utc"),
                 ["user_id"],
             ).collect()
             cover = (
@@ -142,8 +143,7 @@ def resolve_sleep(
     return (
         clustered.filter(pl.col("__rank") == pl.col("__rank").min().over([*by, "__grp"]))
         .with_columns(
-            pl.col("record_id").first().over([*by, "__grp"], order_by="start_utc")
-            .alias("night_id")
+            pl.col("record_id").first().over([*by, "__grp"], order_by="start_utc").alias("night_id")
         )
         .drop("__reach", "__grp", "__rank")
     )
@@ -193,8 +193,9 @@ def stages_of(stages: pl.LazyFrame, resolved_episodes: pl.LazyFrame) -> pl.LazyF
     )
 
 
-def resolve_silver(silver: dict[str, pl.LazyFrame], priority: Sequence[str]
-                   ) -> tuple[dict[str, pl.LazyFrame], list[MergeCount]]:
+def resolve_silver(
+    silver: dict[str, pl.LazyFrame], priority: Sequence[str]
+) -> tuple[dict[str, pl.LazyFrame], list[MergeCount]]:
     """Resolve every table; also count what the merge dropped, for the run report."""
     out: dict[str, pl.LazyFrame] = {}
     counts: list[MergeCount] = []
@@ -209,7 +210,6 @@ def resolve_silver(silver: dict[str, pl.LazyFrame], priority: Sequence[str]
         st = silver["sleep_stage"]
         eps = out.get("sleep_episode")
         res = (st if eps is None else stages_of(st, eps)).collect()
-        counts.append(MergeCount("sleep_stage", st.select(pl.len()).collect().item(),
-                                 res.height))
+        counts.append(MergeCount("sleep_stage", st.select(pl.len()).collect().item(), res.height))
         out["sleep_stage"] = res.lazy()
     return out, counts

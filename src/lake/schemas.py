@@ -57,30 +57,63 @@ class Table:
             )
             for c in self.columns
         ]
-        return pa.schema(fields, metadata={"tunewell.table": self.name, "tunewell.layer": self.layer})
+        return pa.schema(
+            fields, metadata={"tunewell.table": self.name, "tunewell.layer": self.layer}
+        )
 
 
 TZ_SOURCES = ("record", "device", "user_setting", "assumed")
 
 COMMON: tuple[Col, ...] = (
-    Col("user_id", pa.string(), "Person the row belongs to (pseudonymised when configured)",
-        source="DESIGN.md", nullable=False),
-    Col("source", pa.string(), "Vendor/format the row was read from, e.g. garmin_fit, apple_health",
-        nullable=False),
+    Col(
+        "user_id",
+        pa.string(),
+        "Person the row belongs to (pseudonymised when configured)",
+        source="DESIGN.md",
+        nullable=False,
+    ),
+    Col(
+        "source",
+        pa.string(),
+        "Vendor/format the row was read from, e.g. garmin_fit, apple_health",
+        nullable=False,
+    ),
     Col("device", pa.string(), "Normalised device name/model that recorded the value"),
     Col("source_file", pa.string(), "SHA-256 of the file the row came from", nullable=False),
-    Col("record_id", pa.string(),
+    Col(
+        "record_id",
+        pa.string(),
         "Deterministic id of the record (hash of user, table, source, device and natural key); "
-        "upserts replace rows with the same id", nullable=False),
-    Col("start_utc", TS, "Start of the measurement (or instant of a point sample), UTC",
-        source="IEEE 1752.1 effective_time_frame", nullable=False),
-    Col("end_utc", TS, "End of the measurement interval, UTC (null for point samples)",
-        source="IEEE 1752.1 effective_time_frame"),
-    Col("utc_offset_min", pa.int32(), "Local offset from UTC at start_utc, minutes", "min",
-        nullable=False),
+        "upserts replace rows with the same id",
+        nullable=False,
+    ),
+    Col(
+        "start_utc",
+        TS,
+        "Start of the measurement (or instant of a point sample), UTC",
+        source="IEEE 1752.1 effective_time_frame",
+        nullable=False,
+    ),
+    Col(
+        "end_utc",
+        TS,
+        "End of the measurement interval, UTC (null for point samples)",
+        source="IEEE 1752.1 effective_time_frame",
+    ),
+    Col(
+        "utc_offset_min",
+        pa.int32(),
+        "Local offset from UTC at start_utc, minutes",
+        "min",
+        nullable=False,
+    ),
     Col("tz_name", pa.string(), "IANA time zone name where known"),
-    Col("tz_source", pa.string(),
-        "Where the offset came from: record | device | user_setting | assumed", nullable=False),
+    Col(
+        "tz_source",
+        pa.string(),
+        "Where the offset came from: record | device | user_setting | assumed",
+        nullable=False,
+    ),
 )
 COMMON_NAMES = tuple(c.name for c in COMMON)
 
@@ -92,7 +125,8 @@ def _silver(name: str, description: str, cols: tuple[Col, ...], key: tuple[str, 
 
 
 NIGHT_RULE_COL = Col(
-    "night_rule", pa.string(),
+    "night_rule",
+    pa.string(),
     "Name and version of the rule that assigned sleep_date and main sleep",
     source="METRICS.md night assignment",
 )
@@ -105,17 +139,27 @@ SILVER: dict[str, Table] = {
             "Heart-rate samples (instantaneous or interval averages)",
             (
                 Col("bpm", pa.float64(), "Heart rate", "bpm", "Task Force 1996"),
-                Col("context", pa.string(),
+                Col(
+                    "context",
+                    pa.string(),
                     "What the sample is: sample | sleep | workout | daily_avg | daily_min | "
-                    "daily_max"),
+                    "daily_max",
+                ),
             ),
             ("start_utc", "end_utc", "context"),
         ),
         _silver(
             "rr_interval",
             "Beat-to-beat (RR / inter-beat) intervals; start_utc is the time of the beat",
-            (Col("rr_ms", pa.float64(), "Interval between successive beats", "ms",
-                 "Task Force 1996"),),
+            (
+                Col(
+                    "rr_ms",
+                    pa.float64(),
+                    "Interval between successive beats",
+                    "ms",
+                    "Task Force 1996",
+                ),
+            ),
             ("start_utc",),
         ),
         _silver(
@@ -123,12 +167,15 @@ SILVER: dict[str, Table] = {
             "Heart-rate variability values as the device computed them, labelled by metric and "
             "window; values of different metric or window are never mixed",
             (
-                Col("metric", pa.string(), "rmssd | sdnn", source="METRICS.md HRV",
-                    nullable=False),
-                Col("window", pa.string(), "5min | nightly | spot | last_sws | first_4h",
-                    source="METRICS.md HRV", nullable=False),
-                Col("value_ms", pa.float64(), "HRV value", "ms", "Task Force 1996",
-                    nullable=False),
+                Col("metric", pa.string(), "rmssd | sdnn", source="METRICS.md HRV", nullable=False),
+                Col(
+                    "window",
+                    pa.string(),
+                    "5min | nightly | spot | last_sws | first_4h",
+                    source="METRICS.md HRV",
+                    nullable=False,
+                ),
+                Col("value_ms", pa.float64(), "HRV value", "ms", "Task Force 1996", nullable=False),
             ),
             ("start_utc", "metric", "window"),
         ),
@@ -136,20 +183,48 @@ SILVER: dict[str, Table] = {
             "sleep_episode",
             "One sleep period (main sleep or nap) with the vendor's or stage-derived summary",
             (
-                Col("sleep_date", pa.date32(), "Local date of the wake-up that ends the episode",
-                    source="METRICS.md night assignment", nullable=False),
-                Col("is_main_sleep", pa.bool_(),
-                    "Longest episode starting between 12:00 the day before and 12:00 of "
-                    "sleep_date", source="METRICS.md night assignment"),
+                Col(
+                    "sleep_date",
+                    pa.date32(),
+                    "Local date of the wake-up that ends the episode",
+                    source="METRICS.md night assignment",
+                    nullable=False,
+                ),
+                Col(
+                    "is_main_sleep",
+                    pa.bool_(),
+                    "Longest episode starting between 12:00 the day before and 12:00 of sleep_date",
+                    source="METRICS.md night assignment",
+                ),
                 Col("tib_min", pa.float64(), "Time in bed", "min", "METRICS.md TIB"),
-                Col("tst_min", pa.float64(), "Total sleep time", "min",
-                    "IEEE 1752.1 total_sleep_time"),
-                Col("sol_min", pa.float64(), "Sleep onset latency", "min",
-                    "IEEE 1752.1 latency_to_sleep_onset"),
-                Col("waso_min", pa.float64(), "Wake after sleep onset", "min",
-                    "IEEE 1752.1 wake_after_sleep_onset"),
-                Col("awakenings", pa.int32(), "Wake bouts longer than 5 min after onset", "count",
-                    "Ohayon et al. 2017"),
+                Col(
+                    "tst_min",
+                    pa.float64(),
+                    "Total sleep time",
+                    "min",
+                    "IEEE 1752.1 total_sleep_time",
+                ),
+                Col(
+                    "sol_min",
+                    pa.float64(),
+                    "Sleep onset latency",
+                    "min",
+                    "IEEE 1752.1 latency_to_sleep_onset",
+                ),
+                Col(
+                    "waso_min",
+                    pa.float64(),
+                    "Wake after sleep onset",
+                    "min",
+                    "IEEE 1752.1 wake_after_sleep_onset",
+                ),
+                Col(
+                    "awakenings",
+                    pa.int32(),
+                    "Wake bouts longer than 5 min after onset",
+                    "count",
+                    "Ohayon et al. 2017",
+                ),
                 Col("efficiency_pct", pa.float64(), "TST / TIB × 100", "%", "METRICS.md SE"),
                 Col("vendor_episode_id", pa.string(), "The vendor's id of the sleep log"),
                 NIGHT_RULE_COL,
@@ -160,8 +235,13 @@ SILVER: dict[str, Table] = {
             "sleep_stage",
             "Sleep stage intervals; stage in {awake, light, deep, rem, asleep, in_bed}",
             (
-                Col("stage", pa.string(), "awake | light | deep | rem | asleep | in_bed",
-                    source="IEEE 1752.1 sleep stage", nullable=False),
+                Col(
+                    "stage",
+                    pa.string(),
+                    "awake | light | deep | rem | asleep | in_bed",
+                    source="IEEE 1752.1 sleep stage",
+                    nullable=False,
+                ),
                 Col("episode_id", pa.string(), "record_id of the sleep_episode it belongs to"),
             ),
             ("start_utc", "end_utc", "stage"),
@@ -169,8 +249,16 @@ SILVER: dict[str, Table] = {
         _silver(
             "steps",
             "Step counts over an interval (minute, hour, day …)",
-            (Col("steps", pa.float64(), "Steps in the interval", "count",
-                 "IEEE 1752.1 step_count", nullable=False),),
+            (
+                Col(
+                    "steps",
+                    pa.float64(),
+                    "Steps in the interval",
+                    "count",
+                    "IEEE 1752.1 step_count",
+                    nullable=False,
+                ),
+            ),
             ("start_utc", "end_utc"),
         ),
         _silver(
@@ -183,10 +271,18 @@ SILVER: dict[str, Table] = {
                 Col("max_hr", pa.float64(), "Maximum heart rate", "bpm"),
                 Col("energy_kcal", pa.float64(), "Energy burned", "kcal"),
                 Col("distance_m", pa.float64(), "Distance", "m"),
-                Col("rpe", pa.float64(), "Rating of perceived exertion, CR-10", "0-10",
-                    "Foster et al. 2001"),
-                Col("vendor_load", pa.float64(),
-                    "Vendor's own load number (WHOOP strain, Garmin training load …)"),
+                Col(
+                    "rpe",
+                    pa.float64(),
+                    "Rating of perceived exertion, CR-10",
+                    "0-10",
+                    "Foster et al. 2001",
+                ),
+                Col(
+                    "vendor_load",
+                    pa.float64(),
+                    "Vendor's own load number (WHOOP strain, Garmin training load …)",
+                ),
             ),
             ("start_utc",),
         ),
@@ -195,9 +291,13 @@ SILVER: dict[str, Table] = {
             "Other physiological values: resting_hr, respiration_rate, spo2, "
             "temperature_deviation, skin_temp, stress",
             (
-                Col("metric", pa.string(),
+                Col(
+                    "metric",
+                    pa.string(),
                     "resting_hr | respiration_rate | spo2 | temperature_deviation | skin_temp | "
-                    "stress | weight", nullable=False),
+                    "stress | weight",
+                    nullable=False,
+                ),
                 Col("value", pa.float64(), "Value in unit", nullable=False),
                 Col("unit", pa.string(), "bpm | rpm | % | degC | score | kg"),
             ),
@@ -207,10 +307,18 @@ SILVER: dict[str, Table] = {
             "vendor_score",
             "Vendors' own scores (sleep score, readiness, recovery …), kept for comparison only",
             (
-                Col("date", pa.date32(), "Local date the vendor assigned the score to",
-                    nullable=False),
-                Col("vendor", pa.string(), "garmin | oura | whoop | fitbit | apple …",
-                    nullable=False),
+                Col(
+                    "date",
+                    pa.date32(),
+                    "Local date the vendor assigned the score to",
+                    nullable=False,
+                ),
+                Col(
+                    "vendor",
+                    pa.string(),
+                    "garmin | oura | whoop | fitbit | apple …",
+                    nullable=False,
+                ),
                 Col("name", pa.string(), "Score name as the vendor calls it", nullable=False),
                 Col("value", pa.float64(), "Score value on the vendor's scale"),
             ),
@@ -221,8 +329,12 @@ SILVER: dict[str, Table] = {
             "Questionnaire answers and journal entries",
             (
                 Col("date", pa.date32(), "Local date the answer refers to", nullable=False),
-                Col("item", pa.string(), "Question/item, e.g. sleep_quality, fatigue, stress",
-                    nullable=False),
+                Col(
+                    "item",
+                    pa.string(),
+                    "Question/item, e.g. sleep_quality, fatigue, stress",
+                    nullable=False,
+                ),
                 Col("value", pa.float64(), "Numeric answer on the item's scale"),
                 Col("text", pa.string(), "Free-text answer or note"),
             ),
@@ -232,12 +344,17 @@ SILVER: dict[str, Table] = {
 }
 
 
-def _gold(name: str, description: str, cols: tuple[Col, ...], key: tuple[str, ...],
-          time_column: str) -> Table:
+def _gold(
+    name: str, description: str, cols: tuple[Col, ...], key: tuple[str, ...], time_column: str
+) -> Table:
     base = (
         Col("user_id", pa.string(), "Person the row belongs to", nullable=False),
-        Col("record_id", pa.string(), "Deterministic id: user and the row's date key",
-            nullable=False),
+        Col(
+            "record_id",
+            pa.string(),
+            "Deterministic id: user and the row's date key",
+            nullable=False,
+        ),
     )
     return Table(name, "gold", description, base + cols, key, time_column=time_column)
 
@@ -249,14 +366,34 @@ GOLD: dict[str, Table] = {
             "nightly_features",
             "One row per user and sleep date: sleep, HRV, heart rate and baselines",
             (
-                Col("sleep_date", pa.date32(), "Local wake-up date of the main sleep",
-                    source="METRICS.md night assignment", nullable=False),
-                Col("tst_min", pa.float64(), "Total sleep time of the main sleep", "min",
-                    "IEEE 1752.1"),
-                Col("efficiency_pct", pa.float64(), "Sleep efficiency of the main sleep", "%",
-                    "METRICS.md SE"),
-                Col("rmssd_ms", pa.float64(), "Nightly RMSSD over the main sleep", "ms",
-                    "METRICS.md nightly RMSSD"),
+                Col(
+                    "sleep_date",
+                    pa.date32(),
+                    "Local wake-up date of the main sleep",
+                    source="METRICS.md night assignment",
+                    nullable=False,
+                ),
+                Col(
+                    "tst_min",
+                    pa.float64(),
+                    "Total sleep time of the main sleep",
+                    "min",
+                    "IEEE 1752.1",
+                ),
+                Col(
+                    "efficiency_pct",
+                    pa.float64(),
+                    "Sleep efficiency of the main sleep",
+                    "%",
+                    "METRICS.md SE",
+                ),
+                Col(
+                    "rmssd_ms",
+                    pa.float64(),
+                    "Nightly RMSSD over the main sleep",
+                    "ms",
+                    "METRICS.md nightly RMSSD",
+                ),
             ),
             ("sleep_date",),
             "sleep_date",
@@ -266,8 +403,13 @@ GOLD: dict[str, Table] = {
             "One row per user and local date: training load and its ratios",
             (
                 Col("date", pa.date32(), "Local date", nullable=False),
-                Col("trimp", pa.float64(), "Banister TRIMP from workout HR", "AU",
-                    "Morton, Fitz-Clarke & Banister 1990"),
+                Col(
+                    "trimp",
+                    pa.float64(),
+                    "Banister TRIMP from workout HR",
+                    "AU",
+                    "Morton, Fitz-Clarke & Banister 1990",
+                ),
                 Col("srpe_load", pa.float64(), "Session-RPE load", "AU", "Foster et al. 2001"),
             ),
             ("date",),
@@ -278,12 +420,15 @@ GOLD: dict[str, Table] = {
             "One row per user and sleep date: autonomic balance and sleep-quality estimates",
             (
                 Col("sleep_date", pa.date32(), "Local wake-up date", nullable=False),
-                Col("balance_index", pa.float64(),
+                Col(
+                    "balance_index",
+                    pa.float64(),
                     "Arousal/inhibition balance: 0 usual, < 0 arousal-leaning, > 0 "
-                    "inhibition-leaning (weighted personal z-scores)", "z",
-                    "METRICS.md autonomic balance"),
-                Col("balance_state", pa.string(),
-                    "calibrating | arousal | balanced | inhibition"),
+                    "inhibition-leaning (weighted personal z-scores)",
+                    "z",
+                    "METRICS.md autonomic balance",
+                ),
+                Col("balance_state", pa.string(), "calibrating | arousal | balanced | inhibition"),
                 Col("sleep_quality", pa.float64(), "Estimated sleep quality", "0-100"),
                 Col("contributors", pa.string(), "JSON: each input's contribution"),
                 Col("model_version", pa.string(), "Version of the model that scored the row"),
@@ -328,14 +473,19 @@ def dictionary_markdown() -> str:
         "",
     ]
     for t in TABLES.values():
-        lines += [f"## {t.layer}.{t.name}", "", t.description, "",
-                  f"Natural key (besides user): `{', '.join(t.key)}`", "",
-                  "| column | type | unit | meaning | definition source |",
-                  "|---|---|---|---|---|"]
+        lines += [
+            f"## {t.layer}.{t.name}",
+            "",
+            t.description,
+            "",
+            f"Natural key (besides user): `{', '.join(t.key)}`",
+            "",
+            "| column | type | unit | meaning | definition source |",
+            "|---|---|---|---|---|",
+        ]
         for c in t.columns:
             lines.append(
-                f"| `{c.name}` | {c.type} | {c.unit} | {c.meaning.replace('|', '/')} | "
-                f"{c.source} |"
+                f"| `{c.name}` | {c.type} | {c.unit} | {c.meaning.replace('|', '/')} | {c.source} |"
             )
         lines.append("")
     return "\n".join(lines)

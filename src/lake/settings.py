@@ -110,7 +110,9 @@ def load_settings(config: Path | str | None = None, lake: Path | str | None = No
         return default
 
     lake_path = (
-        Path(lake) if lake else _path(raw.get("lake", {}).get("path"), "TUNEWELL_LAKE", DEFAULT_LAKE)
+        Path(lake)
+        if lake
+        else _path(raw.get("lake", {}).get("path"), "TUNEWELL_LAKE", DEFAULT_LAKE)
     )
     inbox_path = _path(raw.get("inbox", {}).get("path"), "TUNEWELL_INBOX", DEFAULT_INBOX)
     users = {uid: _user(uid, u) for uid, u in raw.get("users", {}).items()}

@@ -63,7 +63,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def _replace(tmp: Path, path: Path) -> None:
     """The commit point of every write (a separate function so tests can simulate a crash here)."""
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -96,8 +96,14 @@ class UpsertStats:
     partitions: int = 0
 
     def add(self, other: UpsertStats) -> None:
-        for f in ("rows_in", "inserted", "updated", "unchanged", "duplicates_in_batch",
-                  "partitions"):
+        for f in (
+            "rows_in",
+            "inserted",
+            "updated",
+            "unchanged",
+            "duplicates_in_batch",
+            "partitions",
+        ):
             setattr(self, f, getattr(self, f) + getattr(other, f))
 
 
@@ -136,15 +142,17 @@ def upsert(lake: Path, name: str, df: pl.DataFrame) -> UpsertStats:
         else:
             stats.inserted += new.height
             merged = new
-        merged = merged.sort([c for c in ("start_utc", t.time_column, "record_id")
-                              if c in merged.columns])
+        merged = merged.sort(
+            [c for c in ("start_utc", t.time_column, "record_id") if c in merged.columns]
+        )
         _write_parquet_atomic(path, to_arrow(merged, name).drop(["user_id"]))
         stats.partitions += 1
     return stats
 
 
-def replace_partitions(lake: Path, name: str, df: pl.DataFrame, users: list[str],
-                       years: list[int]) -> UpsertStats:
+def replace_partitions(
+    lake: Path, name: str, df: pl.DataFrame, users: list[str], years: list[int]
+) -> UpsertStats:
     """Overwrite whole (user, year) partitions of a derived table (gold recomputes).
 
     Partitions listed but absent from ``df`` are emptied, so rows that no longer follow from the

@@ -17,11 +17,13 @@ T0 = datetime(2026, 6, 1, 6, 0, tzinfo=UTC)
 
 def steps(source: str, start: datetime, minutes: int, per_min: float, step_min: int = 1):
     n = minutes // step_min
-    df = pl.DataFrame({
-        "start_utc": [start + timedelta(minutes=i * step_min) for i in range(n)],
-        "end_utc": [start + timedelta(minutes=(i + 1) * step_min) for i in range(n)],
-        "steps": [per_min * step_min] * n,
-    })
+    df = pl.DataFrame(
+        {
+            "start_utc": [start + timedelta(minutes=i * step_min) for i in range(n)],
+            "end_utc": [start + timedelta(minutes=(i + 1) * step_min) for i in range(n)],
+            "steps": [per_min * step_min] * n,
+        }
+    )
     return conform(df, "steps", user=USER, source=source, source_file="f", device=source)
 
 
@@ -54,8 +56,13 @@ def test_priority_order_is_configurable():
 
 def test_heart_rate_one_source_per_minute():
     def hr(source, start, n, bpm):
-        df = pl.DataFrame({"start_utc": [start + timedelta(seconds=15 * i) for i in range(n)],
-                           "bpm": [bpm] * n, "context": ["sample"] * n})
+        df = pl.DataFrame(
+            {
+                "start_utc": [start + timedelta(seconds=15 * i) for i in range(n)],
+                "bpm": [bpm] * n,
+                "context": ["sample"] * n,
+            }
+        )
         return conform(df, "heart_rate", user=USER, source=source, source_file="f")
 
     both = pl.concat([hr("garmin_fit", T0, 8, 60.0), hr("apple_health", T0, 16, 70.0)])
@@ -66,19 +73,27 @@ def test_heart_rate_one_source_per_minute():
 
 
 def episode(source, start, hours, vid):
-    df = pl.DataFrame({"start_utc": [start], "end_utc": [start + timedelta(hours=hours)],
-                       "sleep_date": [date(2026, 6, 2)], "vendor_episode_id": [vid]})
+    df = pl.DataFrame(
+        {
+            "start_utc": [start],
+            "end_utc": [start + timedelta(hours=hours)],
+            "sleep_date": [date(2026, 6, 2)],
+            "vendor_episode_id": [vid],
+        }
+    )
     return conform(df, "sleep_episode", user=USER, source=source, source_file="f")
 
 
 def test_sleep_overlaps_and_short_gaps_make_one_night():
     night = datetime(2026, 6, 1, 21, 0, tzinfo=UTC)
-    eps = pl.concat([
-        episode("garmin_fit", night, 3, "a"),  # 21-00
-        episode("garmin_fit", night + timedelta(hours=3, minutes=40), 3, "b"),  # split night
-        episode("apple_health", night - timedelta(minutes=20), 7, "c"),  # phone saw it too
-        episode("apple_health", night + timedelta(hours=16), 1, "nap"),  # only phone: kept
-    ])
+    eps = pl.concat(
+        [
+            episode("garmin_fit", night, 3, "a"),  # 21-00
+            episode("garmin_fit", night + timedelta(hours=3, minutes=40), 3, "b"),  # split night
+            episode("apple_health", night - timedelta(minutes=20), 7, "c"),  # phone saw it too
+            episode("apple_health", night + timedelta(hours=16), 1, "nap"),  # only phone: kept
+        ]
+    )
     out = resolve("sleep_episode", eps.lazy(), PRIO).collect()
     assert sorted(out["vendor_episode_id"]) == ["a", "b", "nap"]
     nights = out.group_by("night_id").agg(pl.col("vendor_episode_id").sort())
@@ -94,11 +109,16 @@ def test_resolve_silver_counts_what_was_dropped():
 
 
 def test_union_intervals_with_gap():
-    df = pl.DataFrame({
-        "user_id": ["u"] * 3,
-        "start_utc": [T0, T0 + timedelta(minutes=50), T0 + timedelta(hours=5)],
-        "end_utc": [T0 + timedelta(minutes=30), T0 + timedelta(hours=1),
-                    T0 + timedelta(hours=6)],
-    })
+    df = pl.DataFrame(
+        {
+            "user_id": ["u"] * 3,
+            "start_utc": [T0, T0 + timedelta(minutes=50), T0 + timedelta(hours=5)],
+            "end_utc": [
+                T0 + timedelta(minutes=30),
+                T0 + timedelta(hours=1),
+                T0 + timedelta(hours=6),
+            ],
+        }
+    )
     assert union_intervals(df.lazy(), ["user_id"]).collect().height == 3
     assert union_intervals(df.lazy(), ["user_id"], gap_min=30).collect().height == 2

@@ -33,25 +33,59 @@ def hr_rows(n: int = 5, start: datetime = datetime(2026, 3, 1, tzinfo=UTC), bpm:
 
 def test_required_names_are_in_the_contract():
     need = {
-        "sleep_episode": ["sleep_date", "is_main_sleep", "tib_min", "tst_min", "sol_min",
-                          "waso_min", "awakenings", "efficiency_pct"],
+        "sleep_episode": [
+            "sleep_date",
+            "is_main_sleep",
+            "tib_min",
+            "tst_min",
+            "sol_min",
+            "waso_min",
+            "awakenings",
+            "efficiency_pct",
+        ],
         "sleep_stage": ["stage"],
         "hrv": ["metric", "window", "value_ms"],
         "vendor_score": ["date", "vendor", "name", "value"],
         "self_report": ["date", "item", "value"],
         "nightly_features": ["user_id", "sleep_date", "tst_min", "efficiency_pct", "rmssd_ms"],
-        "scores": ["user_id", "sleep_date", "balance_index", "balance_state", "sleep_quality",
-                   "contributors", "model_version"],
+        "scores": [
+            "user_id",
+            "sleep_date",
+            "balance_index",
+            "balance_state",
+            "sleep_quality",
+            "contributors",
+            "model_version",
+        ],
     }
     for t, cols in need.items():
         assert set(cols) <= set(schemas.table(t).names), t
-    common = ["user_id", "source", "device", "source_file", "record_id", "start_utc", "end_utc",
-              "utc_offset_min", "tz_name", "tz_source"]
+    common = [
+        "user_id",
+        "source",
+        "device",
+        "source_file",
+        "record_id",
+        "start_utc",
+        "end_utc",
+        "utc_offset_min",
+        "tz_name",
+        "tz_source",
+    ]
     for t in schemas.SILVER.values():
         assert t.names[: len(common)] == common
-    assert set(schemas.SILVER) == {"heart_rate", "rr_interval", "hrv", "sleep_episode",
-                                   "sleep_stage", "steps", "workout", "vitals", "vendor_score",
-                                   "self_report"}
+    assert set(schemas.SILVER) == {
+        "heart_rate",
+        "rr_interval",
+        "hrv",
+        "sleep_episode",
+        "sleep_stage",
+        "steps",
+        "workout",
+        "vitals",
+        "vendor_score",
+        "self_report",
+    }
     assert set(schemas.GOLD) >= {"nightly_features", "daily_load", "scores", "weekly_summary"}
 
 
@@ -72,8 +106,13 @@ def test_every_column_is_documented_in_parquet_and_dictionary(lake: Path):
 
 def test_conform_rejects_unknown_columns():
     with pytest.raises(ValueError, match="not in the contract"):
-        conform(pl.DataFrame({"start_utc": [datetime(2026, 1, 1)], "bmp": [60.0]}),
-                "heart_rate", user=USER, source="x", source_file="y")
+        conform(
+            pl.DataFrame({"start_utc": [datetime(2026, 1, 1)], "bmp": [60.0]}),
+            "heart_rate",
+            user=USER,
+            source="x",
+            source_file="y",
+        )
 
 
 def test_upsert_is_idempotent_and_replaces_by_record_id(lake: Path):
@@ -96,8 +135,10 @@ def test_partitions_are_hive_by_user_and_year(lake: Path):
     rows = pl.concat([hr_rows(2), hr_rows(2, datetime(2025, 12, 31, 23, 0, tzinfo=UTC))])
     store.upsert(lake, "heart_rate", rows)
     parts = sorted(p.relative_to(lake).as_posix() for p in lake.rglob("*.parquet"))
-    assert parts == ["silver/heart_rate/user_id=u1/year=2025/part-0.parquet",
-                     "silver/heart_rate/user_id=u1/year=2026/part-0.parquet"]
+    assert parts == [
+        "silver/heart_rate/user_id=u1/year=2025/part-0.parquet",
+        "silver/heart_rate/user_id=u1/year=2026/part-0.parquet",
+    ]
     # Partition columns are not duplicated inside the files (pyarrow/pandas merge pitfall).
     assert "user_id" not in pq.read_schema(lake.rglob("*.parquet").__next__()).names
 
@@ -124,8 +165,7 @@ def test_crash_between_temp_and_rename_keeps_previous_state(lake: Path, monkeypa
 
 def test_files_and_folders_are_owner_only(lake: Path):
     store.upsert(lake, "heart_rate", hr_rows())
-    manifest.record(lake, manifest.ManifestEntry("a" * 64, "x.fit", "u1", "garmin_fit",
-                                                 "ingested"))
+    manifest.record(lake, manifest.ManifestEntry("a" * 64, "x.fit", "u1", "garmin_fit", "ingested"))
     for p in [lake, *lake.rglob("*")]:
         mode = stat.S_IMODE(p.stat().st_mode)
         assert mode & 0o077 == 0, f"{p} is {oct(mode)}"
@@ -144,8 +184,10 @@ def test_second_writer_gets_a_clear_error(lake: Path):
     proc.start()
     try:
         assert ready.wait(30)
-        with pytest.raises(store.LakeLockedError, match="being written by another"), \
-                store.lake_lock(lake):
+        with (
+            pytest.raises(store.LakeLockedError, match="being written by another"),
+            store.lake_lock(lake),
+        ):
             pass
     finally:
         release.set()
@@ -172,8 +214,7 @@ def test_manifest_and_quarantine_round_trip(lake: Path, tmp_path: Path):
     assert dest.read_bytes() == b"not a fit file"
     data = json.loads(dest.with_name(dest.name + ".json").read_text())
     assert data["error"] == "corrupt header" and data["format_guess"] == "garmin_fit"
-    manifest.record(lake, manifest.ManifestEntry(sha, str(src), "u1", "garmin_fit",
-                                                 "quarantined"))
+    manifest.record(lake, manifest.ManifestEntry(sha, str(src), "u1", "garmin_fit", "quarantined"))
     assert manifest.lookup(lake, sha).status == "quarantined"
     assert [e.sha256 for e in manifest.entries(lake)] == [sha]
 

@@ -31,9 +31,14 @@ def test_fall_back_night_in_new_york():
 
 
 def test_travel_history_switches_zone_at_local_midnight():
-    user = UserSettings("u", tz="Europe/Berlin",
-                        tz_history=(ZonePeriod(date(2026, 5, 4), "America/New_York"),
-                                    ZonePeriod(date(2026, 5, 11), "Europe/Berlin")))
+    user = UserSettings(
+        "u",
+        tz="Europe/Berlin",
+        tz_history=(
+            ZonePeriod(date(2026, 5, 4), "America/New_York"),
+            ZonePeriod(date(2026, 5, 11), "Europe/Berlin"),
+        ),
+    )
     df = zone_offsets(
         _frame(datetime(2026, 5, 3, 12), datetime(2026, 5, 5, 12), datetime(2026, 5, 12, 12)),
         user,
