@@ -1,0 +1,504 @@
+"""Garmin FIT files (activity, monitoring, sleep, HRV status) → silver tables.
+
+Decoding and the verdict on broken files live in ``tunewell.ingest.fit_decode`` (a damaged or
+partly readable file is quarantined whole). This module maps messages to tables:
+
+- activity: ``session`` → workout (duration = timer time, ``training_load_peak`` → vendor_load,
+  0 counts as "not computed"); ``record.heart_rate`` → heart_rate (context "workout"); ``hrv``
+  beat-to-beat times → rr_interval. A ``hrv`` message carries up to five RR values and no time
+  stamp, so beat times are accumulated from the first session start (else the first record) over
+  the valid values in file order; empty slots (None, 65.535 s) are padding, not beats, and do not
+  advance the clock. On the fenix 5 files this puts the last beat within a few seconds of the
+  session end, which is the accuracy of that assumption.
+- monitoring: ``timestamp_16`` is expanded from the last full timestamp of the monitoring stream
+  (``monitoring_info`` or ``monitoring``): full = last + ((ts16 − last) & 0xFFFF). For walking and
+  running, ``cycles`` is a running daily total per activity type (steps = cycles × 2, the profile's
+  scale); each observation becomes the delta since the previous observation of that type, over the
+  interval since the previous monitoring message. A total resets when it drops or the local date
+  changes; the first observation of a type counts from 0 only if the file starts at local midnight
+  (otherwise it only sets the baseline); a message stamped at local midnight closes the old day.
+  Daily summary messages (``duration_min``) are skipped so
+  steps are never counted twice. ``heart_rate`` → heart_rate ("sample"); ``stress_level``,
+  ``respiration_rate`` and ``monitoring_hr_data.resting_heart_rate`` → vitals.
+- sleep: each ``sleep_level`` holds from its time stamp to the next one; the last runs to the last
+  ``event`` stop if that is later. "unmeasurable" intervals give no stage but stay in the time in
+  bed. One episode per file; ``sleep_assessment`` fields → vendor_score on its sleep date.
+- HRV status: ``hrv_value`` → hrv (rmssd, 5min, start = its time stamp); ``hrv_status_summary``
+  ``last_night_average`` → hrv (rmssd, nightly) and every summary field → vendor_score with names
+  ``hrv_<field>``; ``hrv_status`` is the profile's code (0 none, 1 poor, 2 low, 3 unbalanced,
+  4 balanced).
+
+Time: the SDK returns aware UTC datetimes. The file's local offset comes from the first
+``activity``/``monitoring_info``/``timestamp_correlation`` with ``local_timestamp − timestamp``
+(tz_source "device"); otherwise the user's zone applies. Old devices write "system time" (seconds
+since power-on, < 0x10000000); such files are placed with ``activity.local_timestamp`` read as
+wall-clock time in the user's zone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import polars as pl
+from garmin_fit_sdk import Profile
+
+from tunewell.ingest.base import FileContext
+from tunewell.ingest.fit_decode import (
+    SYSTEM_TIME_MAX,
+    FitMessages,
+    decode,
+    fit_seconds,
+    from_fit_seconds,
+)
+from tunewell.lake.settings import UserSettings
+from tunewell.lake.timezones import local_time, zone_offsets
+
+SOURCE = "garmin_fit"
+PRIORITY = 10
+NIGHT_RULE = "noon-split/v1"
+UTC_TS = pl.Datetime("us", "UTC")
+
+_STEP_TYPES = {"walking", "running"}
+_STAGES = {"awake", "light", "deep", "rem"}
+_HRV_STATUS_CODE = {name: code for code, name in Profile["types"]["hrv_status"].items()}
+_HRV_SUMMARY_FIELDS = (
+    "weekly_average",
+    "last_night_average",
+    "last_night_5_min_high",
+    "baseline_low_upper",
+    "baseline_balanced_lower",
+    "baseline_balanced_upper",
+)
+_MAKER_ALIASES = {"wahoo_fitness": "wahoo", "dynastream_oem": "dynastream"}
+_MAX_OFFSET_S = 14 * 3600
+_OFFSET_SOURCES = ("activity", "monitoring_info", "timestamp_correlation")
+
+Emit = Callable[[pl.DataFrame, str], pl.DataFrame]
+
+
+def sniff(path: Path, head: bytes) -> bool:
+    return len(head) >= 12 and head[0] in (12, 14) and head[8:12] == b".FIT"
+
+
+def read(ctx: FileContext) -> Iterator[tuple[str, pl.DataFrame]]:
+    msgs = decode(ctx.path)
+    device = device_name(msgs)
+    clock = Clock.of(msgs, ctx.user)
+
+    def emit(df: pl.DataFrame, table: str) -> pl.DataFrame:
+        return ctx.conform(clock.label(df), table, source=SOURCE, device=device)
+
+    for extract in (_activity, _monitoring, _sleep, _hrv_status):
+        for table, df in extract(msgs, clock, emit):
+            if df.height:
+                yield table, df
+
+
+def device_name(msgs: FitMessages) -> str | None:
+    """Maker and model, lower case, e.g. "garmin fenix5", "wahoo elemnt", "coros pace 2"."""
+    fid = msgs.first("file_id") or {}
+    creator = next(
+        (d for d in msgs.of("device_info") if d.get("device_index") in ("creator", 0)), {}
+    )
+    maker = fid.get("manufacturer") or creator.get("manufacturer")
+    product = next(
+        (
+            v
+            for v in (
+                fid.get("garmin_product"),
+                fid.get("product_name"),
+                creator.get("garmin_product"),
+                creator.get("product_name"),
+                fid.get("product"),
+            )
+            if v not in (None, 0, "")
+        ),
+        None,
+    )
+    maker_s = _norm(_MAKER_ALIASES.get(str(maker), str(maker))) if maker is not None else ""
+    product_s = _norm(str(product)) if product is not None else ""
+    if maker_s and product_s.startswith(maker_s):
+        product_s = product_s[len(maker_s) :].strip()
+    name = f"{maker_s} {product_s}".strip()
+    return name or None
+
+
+def _norm(s: str) -> str:
+    return " ".join(s.replace("_", " ").lower().split())
+
+
+@dataclass(frozen=True)
+class Clock:
+    """Turns FIT time values into UTC and labels rows with the file's local offset."""
+
+    offset_min: int | None
+    anchor: tuple[int, datetime] | None  # (system seconds, local wall-clock) for system time
+    tz: str  # zone in which the anchor's wall-clock time is read
+    user: UserSettings
+
+    @classmethod
+    def of(cls, msgs: FitMessages, user: UserSettings) -> Clock:
+        offset, anchor = None, None
+        for name, m in msgs.ordered:
+            if name not in _OFFSET_SOURCES:
+                continue
+            ts, local = m.get("timestamp"), m.get("local_timestamp")
+            if not isinstance(local, int) or local <= 0:
+                continue
+            if isinstance(ts, datetime) and offset is None:
+                diff = local - fit_seconds(ts)
+                if abs(diff) <= _MAX_OFFSET_S:
+                    offset = round(diff / 900) * 15
+            elif isinstance(ts, int) and ts < SYSTEM_TIME_MAX and anchor is None:
+                anchor = (ts, from_fit_seconds(local).replace(tzinfo=None))
+        tz = user.tz
+        if anchor is not None:
+            tz = [p.tz for p in user.zone_periods() if p.since <= anchor[1].date()][-1]
+        return cls(offset, anchor, tz, user)
+
+    def utc(self, value: Any) -> datetime | None:
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
+        if isinstance(value, int) and value > 0:
+            if value >= SYSTEM_TIME_MAX:
+                return from_fit_seconds(value)
+            if self.anchor is not None:
+                local = self.anchor[1] + timedelta(seconds=value - self.anchor[0])
+                return local.replace(tzinfo=ZoneInfo(self.tz)).astimezone(UTC)
+        return None
+
+    def label(self, df: pl.DataFrame) -> pl.DataFrame:
+        if self.offset_min is None or "utc_offset_min" in df.columns:
+            return df
+        return df.with_columns(
+            pl.lit(self.offset_min, dtype=pl.Int32).alias("utc_offset_min"),
+            pl.lit("device").alias("tz_source"),
+        )
+
+    def local_times(self, times: pl.Series) -> pl.Series:
+        """Local wall-clock times of UTC instants: the file's offset, else the user's zones."""
+        df = zone_offsets(self.label(pl.DataFrame({"start_utc": times.cast(UTC_TS)})), self.user)
+        return df.select(local_time())["start_utc"]
+
+    def local_dates(self, times: pl.Series) -> pl.Series:
+        return self.local_times(times).dt.date()
+
+
+def _frame(rows: dict[str, list]) -> pl.DataFrame:
+    """Columns built in a parsing loop → one frame, with UTC instants typed even when empty."""
+    return pl.DataFrame(
+        {
+            k: pl.Series(k, v, dtype=UTC_TS if k in ("start_utc", "end_utc") else None)
+            for k, v in rows.items()
+        }
+    )
+
+
+# --- activity -------------------------------------------------------------------------------
+
+
+def _activity(msgs: FitMessages, clock: Clock, emit: Emit) -> Iterator[tuple[str, pl.DataFrame]]:
+    w: dict[str, list] = {
+        k: []
+        for k in (
+            "start_utc",
+            "end_utc",
+            "activity",
+            "duration_min",
+            "avg_hr",
+            "max_hr",
+            "energy_kcal",
+            "distance_m",
+            "vendor_load",
+        )
+    }
+    for s in msgs.of("session"):
+        start = clock.utc(s.get("start_time"))
+        if start is None:
+            continue
+        elapsed, timer = s.get("total_elapsed_time"), s.get("total_timer_time")
+        end = start + timedelta(seconds=elapsed) if elapsed else clock.utc(s.get("timestamp"))
+        load = s.get("training_load_peak")
+        sport = s.get("sport")
+        w["start_utc"].append(start)
+        w["end_utc"].append(end)
+        w["activity"].append(str(sport).lower() if sport is not None else None)
+        w["duration_min"].append((timer or elapsed or 0) / 60 if (timer or elapsed) else None)
+        w["avg_hr"].append(s.get("avg_heart_rate") or None)  # 0 = no HR sensor (Zwift)
+        w["max_hr"].append(s.get("max_heart_rate") or None)
+        w["energy_kcal"].append(s.get("total_calories"))
+        w["distance_m"].append(s.get("total_distance"))
+        w["vendor_load"].append(load if load else None)
+    workouts = _frame(w)
+    yield (
+        "workout",
+        emit(workouts.unique("start_utc", keep="first", maintain_order=True), "workout"),
+    )
+
+    t, bpm = [], []
+    first_record: datetime | None = None
+    for r in msgs.of("record"):
+        ts = clock.utc(r.get("timestamp"))
+        if ts is None:
+            continue
+        first_record = first_record or ts
+        if r.get("heart_rate"):
+            t.append(ts)
+            bpm.append(r["heart_rate"])
+    hr = _frame({"start_utc": t, "bpm": bpm}).with_columns(context=pl.lit("workout"))
+    yield (
+        "heart_rate",
+        emit(
+            hr.unique("start_utc", keep="first", maintain_order=True).sort("start_utc"),
+            "heart_rate",
+        ),
+    )
+
+    anchor = workouts["start_utc"].min() if workouts.height else first_record
+    rr_s = [
+        v
+        for m in msgs.of("hrv")
+        for v in (m.get("time") if isinstance(m.get("time"), list) else [m.get("time")])
+        if v is not None and 0 < v < 65.535
+    ]
+    if anchor is None or not rr_s:
+        return
+    rr = pl.DataFrame({"rr_ms": pl.Series(rr_s, dtype=pl.Float64) * 1000}).with_columns(
+        start_utc=pl.lit(anchor).cast(UTC_TS)
+        + pl.duration(microseconds=(pl.col("rr_ms").cum_sum() * 1000).round().cast(pl.Int64))
+    )
+    yield "rr_interval", emit(rr, "rr_interval")
+
+
+# --- monitoring -----------------------------------------------------------------------------
+
+
+def _monitoring(msgs: FitMessages, clock: Clock, emit: Emit) -> Iterator[tuple[str, pl.DataFrame]]:
+    info = msgs.first("monitoring_info") or {}
+    local0 = info.get("local_timestamp")
+    from_midnight = isinstance(local0, int) and local0 % 86400 == 0
+    last_full: int | None = None
+    prev_t: datetime | None = None
+    cum: dict[str, tuple[int, date | None]] = {}
+    steps: dict[str, list] = {"start_utc": [], "end_utc": [], "steps": []}
+    hr_t, hr_v = [], []
+    for name, m in msgs.ordered:
+        if name == "monitoring_info":
+            ts = clock.utc(m.get("timestamp"))
+            if ts is not None:
+                last_full, prev_t = fit_seconds(ts), ts
+            continue
+        if name != "monitoring":
+            continue
+        t = clock.utc(m.get("timestamp"))
+        if t is None and m.get("timestamp_16") is not None and last_full is not None:
+            t = from_fit_seconds(last_full + ((m["timestamp_16"] - last_full) & 0xFFFF))
+        if t is None:
+            continue
+        last_full = fit_seconds(t)
+        if m.get("duration_min") is not None or m.get("duration") is not None:
+            continue
+        if m.get("heart_rate"):
+            hr_t.append(t)
+            hr_v.append(m["heart_rate"])
+        atype = m.get("activity_type")
+        total = _steps_total(m)
+        if atype in _STEP_TYPES and total is not None:
+            day = None  # local day the interval ending at t belongs to (midnight ends a day)
+            if clock.offset_min is not None:
+                day = (t + timedelta(minutes=clock.offset_min, seconds=-1)).date()
+            if atype in cum:
+                before, before_day = cum[atype]
+                reset = total < before or (day is not None and day != before_day)
+                delta = total if reset else total - before
+            else:
+                delta = total if from_midnight else None
+            cum[atype] = (total, day)
+            if delta is not None:
+                steps["start_utc"].append(prev_t or t)
+                steps["end_utc"].append(t)
+                steps["steps"].append(float(delta))
+        prev_t = t
+    yield "steps", emit(_frame(steps), "steps")
+    hr = _frame({"start_utc": hr_t, "bpm": hr_v}).with_columns(context=pl.lit("sample"))
+    yield (
+        "heart_rate",
+        emit(hr.unique("start_utc", keep="first", maintain_order=True), "heart_rate"),
+    )
+    yield "vitals", emit(_vitals(msgs, clock).unique(["start_utc", "metric"]), "vitals")
+
+
+def _steps_total(m: dict[str, Any]) -> int | None:
+    if m.get("steps") is not None:
+        return int(m["steps"])
+    if m.get("cycles") is not None:
+        return round(m["cycles"] * 2)
+    return None
+
+
+def _vitals(msgs: FitMessages, clock: Clock) -> pl.DataFrame:
+    v: dict[str, list] = {"start_utc": [], "metric": [], "value": [], "unit": []}
+
+    def add(ts: Any, metric: str, value: Any, unit: str) -> None:
+        t = clock.utc(ts)
+        if t is not None and isinstance(value, int | float) and value >= 0:
+            v["start_utc"].append(t)
+            v["metric"].append(metric)
+            v["value"].append(float(value))
+            v["unit"].append(unit)
+
+    for m in msgs.of("stress_level"):
+        add(m.get("stress_level_time"), "stress", m.get("stress_level_value"), "score")
+    for m in msgs.of("respiration_rate"):
+        rate = m.get("respiration_rate")
+        add(m.get("timestamp"), "respiration_rate", rate if rate and rate > 0 else None, "rpm")
+    for m in msgs.of("monitoring_hr_data"):
+        add(m.get("timestamp"), "resting_hr", m.get("resting_heart_rate") or None, "bpm")
+    return _frame(v)
+
+
+# --- sleep ----------------------------------------------------------------------------------
+
+
+def _sleep(msgs: FitMessages, clock: Clock, emit: Emit) -> Iterator[tuple[str, pl.DataFrame]]:
+    levels = sorted(
+        (t, str(m.get("sleep_level")))
+        for m in msgs.of("sleep_level")
+        if (t := clock.utc(m.get("timestamp"))) is not None
+    )
+    if not levels:
+        return
+    first = levels[0][0]
+    stops = [
+        t
+        for e in msgs.of("event")
+        if e.get("event_type") in ("stop", "stop_all")
+        and (t := clock.utc(e.get("timestamp"))) is not None
+        and t >= first
+    ]
+    end = max([levels[-1][0], *stops])
+    seq = pl.DataFrame(
+        {
+            "start_utc": pl.Series([t for t, _ in levels], dtype=UTC_TS),
+            "stage": [s for _, s in levels],
+        }
+    ).with_columns(end_utc=pl.col("start_utc").shift(-1).fill_null(pl.lit(end).cast(UTC_TS)))
+    seq = seq.filter(pl.col("end_utc") > pl.col("start_utc")).with_columns(
+        run=(pl.col("stage") != pl.col("stage").shift(1)).fill_null(True).cum_sum(),
+        minutes=(pl.col("end_utc") - pl.col("start_utc")).dt.total_seconds() / 60,
+    )
+    stages = seq.filter(pl.col("stage").is_in(_STAGES))
+    episode = _episode_metrics(seq, first, end)
+    sleep_date = clock.local_dates(pl.Series([end]))[0]
+    noon = datetime.combine(sleep_date, time(12))
+    local_start = clock.local_times(pl.Series([first]))[0]
+    episode |= {
+        "start_utc": [first],
+        "end_utc": [end],
+        "sleep_date": [sleep_date],
+        "is_main_sleep": [noon - timedelta(days=1) <= local_start < noon],
+        "night_rule": [NIGHT_RULE],
+    }
+    ep = emit(_frame(episode), "sleep_episode")
+    yield "sleep_episode", ep
+    eid = ep["record_id"][0]
+    yield (
+        "sleep_stage",
+        emit(
+            stages.select("start_utc", "end_utc", "stage").with_columns(episode_id=pl.lit(eid)),
+            "sleep_stage",
+        ),
+    )
+    assessment = msgs.first("sleep_assessment") or {}
+    scores = {k: float(v) for k, v in assessment.items() if isinstance(v, int | float)}
+    if scores:
+        yield (
+            "vendor_score",
+            emit(
+                _frame(
+                    {
+                        "start_utc": [end] * len(scores),
+                        "date": [sleep_date] * len(scores),
+                        "vendor": ["garmin"] * len(scores),
+                        "name": list(scores),
+                        "value": list(scores.values()),
+                    }
+                ),
+                "vendor_score",
+            ),
+        )
+
+
+def _episode_metrics(seq: pl.DataFrame, start: datetime, end: datetime) -> dict[str, list]:
+    """TIB, TST, SOL, WASO, awakenings > 5 min and SE as METRICS.md defines them."""
+    asleep = seq.filter(pl.col("stage").is_in(["light", "deep", "rem"]))
+    tib = (end - start).total_seconds() / 60
+    tst = float(asleep["minutes"].sum())
+    out: dict[str, list] = {
+        "tib_min": [tib],
+        "tst_min": [tst],
+        "efficiency_pct": [100 * tst / tib if tib > 0 else None],
+        "sol_min": [None],
+        "waso_min": [None],
+        "awakenings": [None],
+    }
+    if asleep.is_empty():
+        return out
+    onset, final = asleep["start_utc"].min(), asleep["end_utc"].max()
+    bouts = (
+        seq.filter(pl.col("stage") == "awake")
+        .group_by("run")
+        .agg(pl.col("start_utc").min(), pl.col("end_utc").max(), pl.col("minutes").sum())
+        .filter((pl.col("start_utc") >= onset) & (pl.col("end_utc") <= final))
+    )
+    out["sol_min"] = [(onset - start).total_seconds() / 60]
+    out["waso_min"] = [float(bouts["minutes"].sum())]
+    out["awakenings"] = [int((bouts["minutes"] > 5).sum())]
+    return out
+
+
+# --- HRV status -----------------------------------------------------------------------------
+
+
+def _hrv_status(msgs: FitMessages, clock: Clock, emit: Emit) -> Iterator[tuple[str, pl.DataFrame]]:
+    t5, v5 = [], []
+    for m in msgs.of("hrv_value"):
+        t = clock.utc(m.get("timestamp"))
+        if t is not None and m.get("value"):
+            t5.append(t)
+            v5.append(float(m["value"]))
+    values = _frame({"start_utc": t5, "value_ms": v5}).with_columns(
+        end_utc=pl.col("start_utc") + pl.duration(minutes=5),
+        metric=pl.lit("rmssd"),
+        window=pl.lit("5min"),
+    )
+    nightly: dict[str, list] = {"start_utc": [], "end_utc": [], "value_ms": []}
+    scores: dict[str, list] = {"start_utc": [], "name": [], "value": []}
+    for s in msgs.of("hrv_status_summary"):
+        t = clock.utc(s.get("timestamp"))
+        if t is None:
+            continue
+        if s.get("last_night_average"):
+            nightly["start_utc"].append(values["start_utc"].min() if values.height else t)
+            nightly["end_utc"].append(values["end_utc"].max() if values.height else None)
+            nightly["value_ms"].append(float(s["last_night_average"]))
+        status = s.get("status")
+        fields = {f"hrv_{k}": s.get(k) for k in _HRV_SUMMARY_FIELDS}
+        fields["hrv_status"] = _HRV_STATUS_CODE.get(status, status)
+        for name, value in fields.items():
+            if isinstance(value, int | float):
+                scores["start_utc"].append(t)
+                scores["name"].append(name)
+                scores["value"].append(float(value))
+    night = _frame(nightly).with_columns(metric=pl.lit("rmssd"), window=pl.lit("nightly"))
+    hrv = pl.concat([values, night.select(values.columns)], how="vertical_relaxed")
+    yield "hrv", emit(hrv.unique(["start_utc", "window"], keep="first", maintain_order=True), "hrv")
+    sc = _frame(scores)
+    if sc.height:
+        sc = sc.with_columns(date=clock.local_dates(sc["start_utc"]), vendor=pl.lit("garmin"))
+        yield "vendor_score", emit(sc, "vendor_score")

@@ -1,0 +1,326 @@
+"""Garmin FIT reader: real files from three FIT test suites, plus sleep/HRV files encoded here."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+from garmin_fit_sdk import Encoder, Profile
+
+from tests.conftest import shared
+from tunewell.ingest.base import FileContext, ReadError
+from tunewell.ingest.fit_decode import decode, diagnose
+from tunewell.ingest.formats import garmin_fit
+from tunewell.ingest.runner import ingest_paths
+from tunewell.lake.settings import UserSettings
+
+BROKEN = (
+    "activity-filecrc.fit",
+    "activity-activity-filecrc.fit",
+    "activity-settings-corruptheader.fit",
+    "activity-settings-nodata.fit",
+    "activity-unexpected-eof.fit",
+    "nick.fit",
+    "strava-android-app-201.10-b1218918.fit",
+)
+RR_FILES = ("garmin-edge-820-bike.fit", "garmin-fenix-5-run.fit", "garmin-fenix-5-walk.fit")
+USER = UserSettings("u1", tz="Europe/Berlin")
+
+
+def fp(name: str) -> Path:
+    return shared("fit", "python-fitparse", name)
+
+
+def read_tables(path: Path, user: UserSettings = USER) -> dict[str, pl.DataFrame]:
+    ctx = FileContext(Path(path), str(path), "0" * 64, user)
+    out: dict[str, list[pl.DataFrame]] = {}
+    for table, df in garmin_fit.read(ctx):
+        out.setdefault(table, []).append(df)
+    return {t: pl.concat(dfs) for t, dfs in out.items()}
+
+
+def test_sniff_by_content(tmp_path: Path) -> None:
+    data = _encode([_file_id(49)])
+    assert garmin_fit.sniff(tmp_path / "x.bin", data[:64])
+    assert not garmin_fit.sniff(tmp_path / "x.fit", b"timestamp,heart_rate\n1,2\n")
+
+
+@pytest.mark.realdata
+def test_broken_files_quarantined_with_reason_while_others_ingest(settings, tmp_path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for name in (*BROKEN, "activity-settings.fit", "garmin-fenix-5-run.fit"):
+        (inbox / name).write_bytes(fp(name).read_bytes())
+    report = ingest_paths([inbox], "u1", settings)
+    status = {Path(f.file).name: f for f in report.files}
+    assert {n for n, f in status.items() if f.status == "quarantined"} == set(BROKEN)
+    assert status["garmin-fenix-5-run.fit"].rows["rr_interval"] > 0
+    # chained valid file (activity + settings) is read to the end
+    assert status["activity-settings.fit"].status == "ingested"
+    reasons = {
+        json.loads(p.read_text())["file"].split("/")[-1]: json.loads(p.read_text())["error"]
+        for p in (settings.lake / "quarantine").glob("*.json")
+    }
+    assert set(reasons) == set(BROKEN)
+    assert "CRC mismatch in FIT file #2" in reasons["activity-activity-filecrc.fit"]
+    assert "CRC mismatch" in reasons["activity-filecrc.fit"]
+    assert "corrupt header in FIT file #2" in reasons["activity-settings-corruptheader.fit"]
+    assert "unexpected end of file" in reasons["activity-settings-nodata.fit"]
+    assert "unexpected end of file" in reasons["activity-unexpected-eof.fit"]
+    assert "14412 messages were readable" in reasons["nick.fit"]
+
+
+@pytest.mark.realdata
+def test_header_crc_zero_is_valid() -> None:
+    """check_integrity() says False for these; the files are valid (header CRC 0 = not set)."""
+    for name in ("2013-02-06-12-11-14.fit", "Edge810-Vector-2013-08-16-15-35-10.fit"):
+        assert diagnose(fp(name).read_bytes()) is None
+        tables = read_tables(fp(name))
+        assert tables["workout"].height == 1
+        assert tables["heart_rate"].height > 100
+
+
+def _reference(csv_name: str) -> pl.DataFrame:
+    """python-fitparse's reference records: local PDT times and HR as the FIT SDK dumped them."""
+    rows = []
+    with fp(csv_name).open() as fh:
+        for r in csv.DictReader(fh):
+            local = datetime.strptime(r["timestamp"].replace(" PDT", ""), "%a %b %d %H:%M:%S %Y")
+            if r["heart_rate"]:
+                utc = (local + timedelta(hours=7)).replace(tzinfo=UTC)
+                rows.append({"start_utc": utc, "bpm": float(r["heart_rate"])})
+    return pl.DataFrame(rows).with_columns(pl.col("start_utc").dt.cast_time_unit("us"))
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize(
+    "name", ["garmin-fenix-5-run", "garmin-fenix-5-walk", "garmin-edge-820-bike"]
+)
+def test_heart_rate_matches_reference_csv(name: str) -> None:
+    ref = _reference(f"{name}-records.csv")
+    hr = read_tables(fp(f"{name}.fit"))["heart_rate"]
+    got = hr.select("start_utc", "bpm").sort("start_utc")
+    assert got.equals(ref.sort("start_utc"))
+    assert (hr["context"] == "workout").all()
+    assert (hr["tz_source"] == "device").all() and (hr["utc_offset_min"] == -420).all()
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("name", RR_FILES)
+def test_rr_intervals_plausible_and_timed_within_session(name: str) -> None:
+    t = read_tables(fp(name))
+    rr, w = t["rr_interval"], t["workout"]
+    assert rr.height >= 40
+    assert rr["rr_ms"].is_between(300, 2000).mean() >= 0.9
+    assert rr["start_utc"].is_sorted() and rr["start_utc"].n_unique() == rr.height
+    # beats accumulated from the session start must end close to the session end
+    assert rr["start_utc"].min() > w["start_utc"][0]
+    assert abs((rr["start_utc"].max() - w["end_utc"][0]).total_seconds()) < 30
+
+
+@pytest.mark.realdata
+def test_compressed_timestamp_files_read_via_fitparse() -> None:
+    for name in ("antfs-dump.63.fit", "compressed-speed-distance.fit"):
+        assert decode(fp(name)).decoder == "fitparse"
+    t = read_tables(fp("compressed-speed-distance.fit"))
+    ref = []
+    with fp("compressed-speed-distance-records.csv").open() as fh:
+        for r in csv.DictReader(fh):
+            ref.append(float(r[" Heart Rate [bpm]"]))
+    hr = t["heart_rate"].sort("start_utc")
+    assert hr["bpm"].to_list() == ref
+    # system time placed by activity.local_timestamp (2012-02-13 12:21:03 local = session end)
+    w = t["workout"]
+    local_end = w["end_utc"][0].astimezone(UTC) + timedelta(minutes=int(w["utc_offset_min"][0]))
+    assert (
+        abs((local_end.replace(tzinfo=None) - datetime(2012, 2, 13, 12, 21, 3)).total_seconds()) < 5
+    )
+    assert w["activity"][0] == "running" and w["tz_source"][0] == "user_setting"
+
+
+@pytest.mark.realdata
+def test_monitoring_steps_timestamp16_and_offset() -> None:
+    t = read_tables(fp("MonitoringFile.fit"))
+    steps = t["steps"]
+    assert steps["device"][0] == "garmin vivo fit"
+    # deltas of the cumulative walking/running totals add up to the device's daily summary
+    assert steps["steps"].sum() == 3142 + 31
+    assert (steps["steps"] >= 0).all()
+    assert steps["end_utc"].is_sorted() and (steps["end_utc"] >= steps["start_utc"]).all()
+    day0 = datetime(2014, 12, 27, 6, tzinfo=UTC)
+    assert steps["start_utc"].min() >= day0 and steps["end_utc"].max() <= day0 + timedelta(days=1)
+    assert (steps["utc_offset_min"] == -360).all() and (steps["tz_source"] == "device").all()
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize(
+    ("folder", "name", "device"),
+    [
+        ("python-fitparse", "2019-02-17-062644-ELEMNT-297E-195-0.fit", "wahoo elemnt"),
+        ("python-fitparse", "coros-pace-2-cycling-misaligned-fields.fit", "coros pace 2"),
+        ("FITfileR", "tomtom-runner3-ride.fit", "tomtom 2016"),
+        ("FITfileR", "zwift-turbo.fit", "zwift"),
+        ("python-fitparse", "null_compressed_speed_dist.fit", "zwift"),
+    ],
+)
+def test_non_garmin_makers(folder: str, name: str, device: str) -> None:
+    t = read_tables(shared("fit", folder, name))
+    w = t["workout"]
+    assert w.height == 1 and w["device"][0] == device
+    assert w["activity"][0] == "cycling"
+    if "heart_rate" in t:
+        assert t["heart_rate"]["bpm"].is_between(25, 230).all()
+
+
+# --- files encoded here ----------------------------------------------------------------------
+
+NIGHT = datetime(2026, 3, 1, 22, 0, tzinfo=UTC)  # 23:00 in Berlin
+
+
+def _mesg(name: str, **fields) -> dict:
+    return {"mesg_num": Profile["mesg_num"][name.upper()], **fields}
+
+
+def _file_id(ftype: int) -> dict:
+    return _mesg("file_id", type=ftype, manufacturer="garmin", product=3290, time_created=NIGHT)
+
+
+def _encode(mesgs: list[dict]) -> bytes:
+    enc = Encoder()
+    for m in mesgs:
+        enc.write_mesg(m)
+    return enc.close()
+
+
+def _sleep_file(tmp_path: Path) -> Path:
+    plan = [
+        (0, "awake"),
+        (10, "light"),
+        (60, "deep"),
+        (120, "light"),
+        (180, "awake"),
+        (192, "rem"),
+        (240, "unmeasurable"),
+        (250, "light"),
+        (450, "awake"),
+    ]
+    mesgs = [_file_id(49), _mesg("event", timestamp=NIGHT, event="timer", event_type="start")]
+    mesgs += [
+        _mesg("sleep_level", timestamp=NIGHT + timedelta(minutes=m), sleep_level=lvl)
+        for m, lvl in plan
+    ]
+    end = NIGHT + timedelta(minutes=480)
+    mesgs += [
+        _mesg("event", timestamp=end, event="timer", event_type="stop"),
+        _mesg(
+            "sleep_assessment",
+            overall_sleep_score=81,
+            sleep_quality_score=70,
+            awakenings_count=1,
+            average_stress_during_sleep=12.5,
+        ),
+    ]
+    path = tmp_path / "sleep.fit"
+    path.write_bytes(_encode(mesgs))
+    return path
+
+
+def test_encoded_sleep_file(tmp_path: Path) -> None:
+    t = read_tables(_sleep_file(tmp_path))
+    ep = t["sleep_episode"].row(0, named=True)
+    # light 50+60+200, deep 60, rem 48 → 418 min asleep in 480 min; unmeasurable 10 min skipped
+    assert ep["tib_min"] == 480 and ep["tst_min"] == 418
+    assert ep["sol_min"] == 10 and ep["waso_min"] == 12 and ep["awakenings"] == 1
+    assert ep["efficiency_pct"] == pytest.approx(100 * 418 / 480)
+    assert str(ep["sleep_date"]) == "2026-03-02" and ep["is_main_sleep"]
+    assert ep["night_rule"] == "noon-split/v1" and ep["device"] == "garmin fenix6"
+    st = t["sleep_stage"]
+    assert st.height == 8 and set(st["stage"]) == {"awake", "light", "deep", "rem"}
+    assert (st["episode_id"] == ep["record_id"]).all()
+    assert st["end_utc"].max() == NIGHT + timedelta(minutes=480)
+    vs = {r["name"]: r["value"] for r in t["vendor_score"].iter_rows(named=True)}
+    assert vs["overall_sleep_score"] == 81 and vs["average_stress_during_sleep"] == 12.5
+    assert (t["vendor_score"]["date"].cast(pl.String) == "2026-03-02").all()
+
+
+def test_encoded_hrv_status_file(tmp_path: Path) -> None:
+    start = NIGHT + timedelta(hours=1)
+    mesgs = [_file_id(68)]
+    mesgs += [
+        _mesg("hrv_value", timestamp=start + timedelta(minutes=5 * i), value=40 + i % 7)
+        for i in range(96)
+    ]
+    wake = start + timedelta(hours=8)
+    mesgs += [
+        _mesg(
+            "hrv_status_summary",
+            timestamp=wake,
+            weekly_average=44.5,
+            last_night_average=43.0,
+            last_night_5_min_high=61.0,
+            baseline_low_upper=35.0,
+            baseline_balanced_lower=38.0,
+            baseline_balanced_upper=52.0,
+            status="balanced",
+        ),
+        _mesg(
+            "timestamp_correlation",
+            timestamp=wake,
+            local_timestamp=int((wake - datetime(1989, 12, 31, tzinfo=UTC)).total_seconds()) + 3600,
+        ),
+    ]
+    path = tmp_path / "hrv.fit"
+    path.write_bytes(_encode(mesgs))
+    t = read_tables(path)
+    hrv = t["hrv"]
+    five = hrv.filter(pl.col("window") == "5min")
+    assert five.height == 96 and five["value_ms"].min() == 40 and five["value_ms"].max() == 46
+    nightly = hrv.filter(pl.col("window") == "nightly")
+    assert nightly["value_ms"].to_list() == [43.0] and (hrv["metric"] == "rmssd").all()
+    assert (hrv["utc_offset_min"] == 60).all() and (hrv["tz_source"] == "device").all()
+    vs = {r["name"]: r["value"] for r in t["vendor_score"].iter_rows(named=True)}
+    assert vs["hrv_status"] == 4 and vs["hrv_weekly_average"] == 44.5
+    assert vs["hrv_baseline_balanced_upper"] == 52.0
+
+
+def test_truncated_encoded_file_is_refused_whole(tmp_path: Path) -> None:
+    data = _sleep_file(tmp_path).read_bytes()
+    cut = tmp_path / "cut.fit"
+    cut.write_bytes(data[:-20])
+    with pytest.raises(ReadError, match=r"unexpected end of file.*messages were readable"):
+        read_tables(cut)
+
+
+def test_synthetic_garmin_person_round_trip(tmp_path: Path) -> None:
+    """Files from tunewell.synth.garmin_fit: what was simulated is what the reader finds."""
+    from tunewell.synth.garmin_fit import write_garmin
+    from tunewell.synth.people import simulate
+    from tunewell.synth.zones import user_settings
+
+    pop = simulate(1, days=3, seed=3)
+    person = pop.people[0]
+    user = user_settings(pop, person)
+    tables: dict[str, list[pl.DataFrame]] = {}
+    for path in write_garmin(pop, person, tmp_path):
+        for table, df in read_tables(path, user).items():
+            tables.setdefault(table, []).append(df)
+    t = {k: pl.concat(v) for k, v in tables.items()}
+    nights = pop.nights.sort("sleep_date")
+    ep = t["sleep_episode"].sort("sleep_date")
+    assert ep["sleep_date"].to_list() == nights["sleep_date"].to_list()
+    assert ep["tst_min"].round(3).to_list() == nights["tst_min"].round(3).to_list()
+    assert ep["is_main_sleep"].all()
+    assert t["steps"]["steps"].sum() == pop.minutes["steps"].sum()
+    samples = t["heart_rate"].filter(pl.col("context") == "sample")
+    assert samples.height == pop.minutes["hr"].drop_nulls().len()
+    # every per-minute HR stamped only with timestamp_16 lands on its simulated minute
+    expected = pop.minutes.filter(pl.col("hr").is_not_null())["start_utc"]
+    assert set(samples["start_utc"].dt.cast_time_unit("us")) == set(
+        expected.dt.cast_time_unit("us")
+    )
+    assert (t["rr_interval"]["rr_ms"].is_between(300, 2000)).mean() > 0.95
+    assert t["hrv"].filter(pl.col("window") == "5min").height > 0
