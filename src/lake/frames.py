@@ -28,8 +28,9 @@ def record_ids(df: pl.DataFrame, t: Table) -> pl.Series:
     if t.layer == "silver":
         parts += [pl.col("source"), pl.col("device").fill_null("")]
     parts += [pl.col(k).cast(pl.String).fill_null("") for k in t.key]
-    keys = df.select(pl.concat_str(parts, separator="|").alias("k"))["k"]
-    return keys.map_elements(_hash, return_dtype=pl.String).alias("record_id")
+    keys = df.select(pl.concat_str(parts, separator="|").alias("k"))["k"].to_list()
+    # A list comprehension is ~10x faster than map_elements for a cheap per-row hash.
+    return pl.Series("record_id", [_hash(k) for k in keys], dtype=pl.String)
 
 
 def polars_schema(t: Table) -> dict[str, pl.DataType]:
