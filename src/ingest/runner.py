@@ -25,6 +25,7 @@ import uuid
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from pathlib import Path
 
 import polars as pl
@@ -42,6 +43,7 @@ from tunewell.lake.store import (
     secure_mkdir,
     upsert,
 )
+from tunewell.lake.timezones import local_date
 
 SPILL_ROWS = 500_000
 # A file is rejected whole when more than this share of its rows fail validation: then the
@@ -76,6 +78,8 @@ class RunReport:
     files: list[FileResult] = field(default_factory=list)
     tables: dict[str, UpsertStats] = field(default_factory=dict)
     invalid_rows: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Local dates that got rows in this run, per user: what the gold refresh must recompute.
+    changed_dates: dict[str, list[date]] = field(default_factory=dict)
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.files if f.status == status)
@@ -94,6 +98,7 @@ class RunReport:
             "files": [asdict(f) for f in self.files],
             "tables": {k: asdict(v) for k, v in sorted(self.tables.items())},
             "invalid_rows": self.invalid_rows,
+            "changed_days": {u: len(d) for u, d in self.changed_dates.items()},
         }
 
 
@@ -174,7 +179,7 @@ def stage_file(
     t0 = time.perf_counter()
     sha = manifest.sha256_file(path)
     res = FileResult(display, sha, user.user_id, "unknown", "staged")
-    seen = manifest.lookup(lake, sha)
+    seen = manifest.lookup(lake, sha, user.user_id)
     if seen and (seen.status != "quarantined" or not retry_quarantined):
         res.format, res.status = seen.format, "already_seen"
         return [StagedFile(res, Path(path))]
@@ -332,6 +337,7 @@ def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
             if rejected:
                 df = df.filter(~pl.col("source_file").is_in(list(rejected)))
             report.tables[tbl] = upsert(lake, tbl, df)
+            _note_dates(report, df)
             for sha, n in df.group_by("source_file").len().iter_rows():
                 for s in live:
                     if s.result.sha256 == sha:
@@ -351,6 +357,13 @@ def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
         if s.result.format != "zip" or s.result.status != "ingested":
             report.files.append(s.result)
     return report
+
+
+def _note_dates(report: RunReport, df: pl.DataFrame) -> None:
+    days = df.select("user_id", local_date().alias("d")).unique()
+    for (user,), part in days.group_by(["user_id"]):
+        known = set(report.changed_dates.get(user, []))
+        report.changed_dates[user] = sorted(known | set(part["d"].to_list()))
 
 
 def _write_bad_rows(lake: Path, tbl: str, bad: pl.DataFrame) -> None:

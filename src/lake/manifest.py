@@ -1,7 +1,7 @@
 """The file lifecycle on disk: which files were ingested (manifest) and which were rejected
 (quarantine), each with the reason, so nothing is silently skipped and nothing is read twice.
 
-The manifest is one small JSON document per file, keyed by the file's SHA-256, written atomically;
+The manifest is one small JSON document per file, keyed by the file's SHA-256 and the user, written atomically;
 it is written only after all of a file's rows are in the lake, so a crash mid-file means the file
 is read again on the next run (and the idempotent upsert makes that harmless).
 """
@@ -38,12 +38,13 @@ class ManifestEntry:
     at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
 
-def _entry_path(lake: Path, sha: str) -> Path:
-    return Path(lake) / "manifest" / sha[:2] / f"{sha}.json"
+def _entry_path(lake: Path, sha: str, user_id: str) -> Path:
+    # Keyed by file *and* user: one research file (Fitabase) can hold several participants.
+    return Path(lake) / "manifest" / sha[:2] / f"{sha}.{user_id}.json"
 
 
-def lookup(lake: Path, sha: str) -> ManifestEntry | None:
-    p = _entry_path(lake, sha)
+def lookup(lake: Path, sha: str, user_id: str) -> ManifestEntry | None:
+    p = _entry_path(lake, sha, user_id)
     if not p.exists():
         return None
     return ManifestEntry(**json.loads(p.read_text()))
@@ -51,7 +52,7 @@ def lookup(lake: Path, sha: str) -> ManifestEntry | None:
 
 def record(lake: Path, entry: ManifestEntry) -> None:
     atomic_write_bytes(
-        _entry_path(lake, entry.sha256),
+        _entry_path(lake, entry.sha256, entry.user_id),
         json.dumps(asdict(entry), indent=1, sort_keys=True).encode(),
     )
 

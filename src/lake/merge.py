@@ -117,14 +117,15 @@ def resolve_points(
     )
 
 
-def resolve_sleep(
+def resolve_episodes(
     episodes: pl.LazyFrame, priority: Sequence[str], gap_min: float = SLEEP_JOIN_GAP_MIN
 ) -> pl.LazyFrame:
-    """Assign each episode to a night cluster; keep the best source's episodes per cluster.
+    """Cluster episodes of any source that overlap or lie within ``gap_min``; keep the best
+    source's episodes per cluster, tagged with a shared ``night_id``.
 
-    Episodes (of any source) that overlap or lie within ``gap_min`` form a cluster with one
-    ``night_id``; within it only the highest-priority source's episodes are kept, and these
-    (a split night from one device) share the ``night_id``, so features treat them as one sleep.
+    For sleep (gap 60 min) a split night from one device becomes one cluster, so features treat
+    it as one sleep; for workouts (gap 0) the same session recorded by watch and phone is kept
+    once, from the preferred source.
     """
     by = ["user_id"]
     gap = pl.duration(microseconds=int(gap_min * 60_000_000))
@@ -147,6 +148,10 @@ def resolve_sleep(
         )
         .drop("__reach", "__grp", "__rank")
     )
+
+
+def resolve_sleep(episodes: pl.LazyFrame, priority: Sequence[str]) -> pl.LazyFrame:
+    return resolve_episodes(episodes, priority, SLEEP_JOIN_GAP_MIN)
 
 
 # How each silver table is resolved: (kind, options)
@@ -176,6 +181,8 @@ def resolve(table: str, lf: pl.LazyFrame, priority: Sequence[str]) -> pl.LazyFra
         return resolve_sleep(lf, priority)
     if table == "sleep_stage":
         return lf  # stages follow their episode: filter them with ``stages_of``
+    if table == "workout":
+        return resolve_episodes(lf, priority, 0).drop("night_id")
     kind, opts = RULES.get(table, ("none", {}))
     if kind == "intervals":
         return resolve_intervals(lf, opts["value"], priority)

@@ -122,3 +122,26 @@ def test_union_intervals_with_gap():
     )
     assert union_intervals(df.lazy(), ["user_id"]).collect().height == 3
     assert union_intervals(df.lazy(), ["user_id"], gap_min=30).collect().height == 2
+
+
+def test_the_same_workout_from_two_devices_is_kept_once():
+    def wo(source, start, minutes):
+        df = pl.DataFrame(
+            {
+                "start_utc": [start],
+                "end_utc": [start + timedelta(minutes=minutes)],
+                "activity": ["running"],
+                "duration_min": [float(minutes)],
+            }
+        )
+        return conform(df, "workout", user=USER, source=source, source_file="f")
+
+    both = pl.concat(
+        [
+            wo("garmin_fit", T0, 45),
+            wo("apple_health", T0 + timedelta(minutes=1), 44),
+            wo("apple_health", T0 + timedelta(hours=5), 30),
+        ]
+    )
+    out = resolve("workout", both.lazy(), PRIO).collect().sort("start_utc")
+    assert out["source"].to_list() == ["garmin_fit", "apple_health"]

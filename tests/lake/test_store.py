@@ -215,7 +215,8 @@ def test_manifest_and_quarantine_round_trip(lake: Path, tmp_path: Path):
     data = json.loads(dest.with_name(dest.name + ".json").read_text())
     assert data["error"] == "corrupt header" and data["format_guess"] == "garmin_fit"
     manifest.record(lake, manifest.ManifestEntry(sha, str(src), "u1", "garmin_fit", "quarantined"))
-    assert manifest.lookup(lake, sha).status == "quarantined"
+    assert manifest.lookup(lake, sha, "u1").status == "quarantined"
+    assert manifest.lookup(lake, sha, "u2") is None
     assert [e.sha256 for e in manifest.entries(lake)] == [sha]
 
 

@@ -1,0 +1,40 @@
+"""SQL over the lake with DuckDB: one view per table, typed partitions, empty tables queryable.
+
+Analysts should not need to know the folder layout: ``select * from sleep_episode`` works, and a
+table with no rows yet is an empty view with the right columns rather than an error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from tunewell.lake import store
+from tunewell.lake.schemas import TABLES
+
+
+def connect(lake: Path) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(":memory:")
+    for name in TABLES:
+        base = store.table_dir(lake, name)
+        files = sorted(base.glob(f"user_id=*/year=*/{store.PART_FILE}")) if base.exists() else []
+        if files:
+            glob = (base / "user_id=*" / "year=*" / store.PART_FILE).as_posix().replace("'", "''")
+            con.execute(
+                f"create view {name} as select * exclude (year) from read_parquet('{glob}', "
+                "hive_partitioning = true, hive_types = {'user_id': VARCHAR, 'year': INTEGER})"
+            )
+        else:
+            con.register(f"__empty_{name}", store.empty(name).to_arrow())
+            con.execute(f"create view {name} as select * from __empty_{name}")
+    return con
+
+
+def run_query(lake: Path, sql: str) -> pl.DataFrame:
+    con = connect(Path(lake))
+    try:
+        return con.sql(sql).pl()
+    finally:
+        con.close()
