@@ -1,9 +1,9 @@
 """The file lifecycle on disk: which files were ingested (manifest) and which were rejected
 (quarantine), each with the reason, so nothing is silently skipped and nothing is read twice.
 
-The manifest is one small JSON document per file, keyed by the file's SHA-256 and the user, written atomically;
-it is written only after all of a file's rows are in the lake, so a crash mid-file means the file
-is read again on the next run (and the idempotent upsert makes that harmless).
+The manifest is one small JSON document per file and user, keyed by the file's SHA-256, written
+atomically; it is written only after all of a file's rows are in the lake, so a crash mid-file
+means the file is read again on the next run (and the idempotent upsert makes that harmless).
 """
 
 from __future__ import annotations
