@@ -105,9 +105,9 @@ def _zone_on(d: date, home: str, hist: list[tuple[date, str]]) -> str:
 
 def _utc_seconds(d: date, hours: float, tz: str) -> int:
     """Local wall clock (date + hours) to UTC epoch seconds, as a phone alarm/clock would see it."""
+    # Aware + timedelta is wall-clock arithmetic in Python: the offset is resolved at the result,
+    # so a 23:30 bedtime stays 23:30 on the clock across a DST change.
     local = datetime(d.year, d.month, d.day, tzinfo=ZoneInfo(tz)) + timedelta(hours=hours)
-    # Adding a timedelta to an aware datetime keeps wall-clock arithmetic: re-resolve the offset.
-    local = local.replace(tzinfo=None).replace(tzinfo=ZoneInfo(tz))
     return int(local.timestamp())
 
 
@@ -130,7 +130,7 @@ def _hypnogram(
         if rng.random() < 0.45:
             parts += ((0, float(np.clip(rng.exponential(3.0), 1.0, 14.0))),)
         for stage, minutes in parts:
-            dur = int(round(minutes * 2)) * 30  # whole 30-s epochs, as vendors score them
+            dur = round(minutes * 2) * 30  # whole 30-s epochs, as vendors score them
             if dur <= 0 or t >= wake:
                 continue
             end = min(t + dur, wake)
@@ -191,7 +191,9 @@ def _person_block(p: Person, idx: int, seed: int, start: date, days: int) -> dic
     if win is not None:
         skip = np.array([d == win[1] for d in sleep_dates])  # red-eye flight home: no sleep
 
-    night_rows: dict[str, list] = {k: [] for k in ("sleep_date", "tz", "bed", "onset", "wake", "out")}
+    night_rows: dict[str, list] = {
+        k: [] for k in ("sleep_date", "tz", "bed", "onset", "wake", "out")
+    }
     stage_rows: dict[str, list] = {k: [] for k in ("sleep_date", "start", "end", "stage")}
     tst = []
     for i, d in enumerate(sleep_dates):
@@ -203,8 +205,11 @@ def _person_block(p: Person, idx: int, seed: int, start: date, days: int) -> dic
         bed = onset - int(sol_min[i] * 60)
         out = wake + int(after_min[i] * 60)
         segs = _hypnogram(rng, bed, onset, wake, out)
-        for col, v in zip(("sleep_date", "tz", "bed", "onset", "wake", "out"),
-                          (d, tz, bed, onset, wake, out), strict=True):
+        for col, v in zip(
+            ("sleep_date", "tz", "bed", "onset", "wake", "out"),
+            (d, tz, bed, onset, wake, out),
+            strict=True,
+        ):
             night_rows[col].append(v)
         stage_rows["sleep_date"] += [d] * len(segs)
         stage_rows["start"] += [s[0] for s in segs]
@@ -259,8 +264,9 @@ def _person_block(p: Person, idx: int, seed: int, start: date, days: int) -> dic
 
     # --- workouts (evening on weekdays, morning on weekends, local clock of that day's zone).
     w_days = [i for i in range(days) if hard[i] or easy[i]]
-    w_rows: dict[str, list] = {k: [] for k in ("start", "end", "activity", "avg_hr", "max_hr",
-                                                 "hard", "rpe")}
+    w_rows: dict[str, list] = {
+        k: [] for k in ("start", "end", "activity", "avg_hr", "max_hr", "hard", "rpe")
+    }
     hrr = p.hr_max - p.rhr_base
     for i in w_days:
         d = train_days[i]
@@ -320,17 +326,37 @@ def _person_block(p: Person, idx: int, seed: int, start: date, days: int) -> dic
         }
     )
     workouts = pl.DataFrame(
-        {"user_id": [p.user_id] * len(w_days), **{
-            "start_utc": w_rows["start"], "end_utc": w_rows["end"],
-            "activity": w_rows["activity"], "avg_hr": w_rows["avg_hr"],
-            "max_hr": w_rows["max_hr"], "hard": w_rows["hard"], "rpe": w_rows["rpe"]}},
-        schema_overrides={"start_utc": pl.Int64, "end_utc": pl.Int64, "avg_hr": pl.Float64,
-                          "max_hr": pl.Float64, "hard": pl.Boolean, "rpe": pl.Int64,
-                          "activity": pl.String},
+        {
+            "user_id": [p.user_id] * len(w_days),
+            **{
+                "start_utc": w_rows["start"],
+                "end_utc": w_rows["end"],
+                "activity": w_rows["activity"],
+                "avg_hr": w_rows["avg_hr"],
+                "max_hr": w_rows["max_hr"],
+                "hard": w_rows["hard"],
+                "rpe": w_rows["rpe"],
+            },
+        },
+        schema_overrides={
+            "start_utc": pl.Int64,
+            "end_utc": pl.Int64,
+            "avg_hr": pl.Float64,
+            "max_hr": pl.Float64,
+            "hard": pl.Boolean,
+            "rpe": pl.Int64,
+            "activity": pl.String,
+        },
     )
     minutes = _minutes(p, rng, start, days, stages, nights, workouts)
-    return {"nights": nights, "stages": stages, "hrv5": hrv5, "workouts": workouts,
-            "minutes": minutes, "hist": hist}
+    return {
+        "nights": nights,
+        "stages": stages,
+        "hrv5": hrv5,
+        "workouts": workouts,
+        "minutes": minutes,
+        "hist": hist,
+    }
 
 
 def _minutes(
@@ -352,7 +378,6 @@ def _minutes(
     j = np.searchsorted(st_s, mid, side="right") - 1
     in_bed = (j >= 0) & (mid < st_e[np.clip(j, 0, None)])
     stage = np.where(in_bed, st_code[np.clip(j, 0, None)], -1)
-    asleep = in_bed & (stage > 0)
 
     # Night-level HR floor for each in-bed minute (via the episode's index).
     n_bed = nights["bed_utc"].to_numpy()
@@ -371,7 +396,7 @@ def _minutes(
     wjc = np.clip(wj, 0, None)
 
     n = len(t)
-    walking = (~in_bed) & (rng.random(n) < 0.12)
+    walking = (~in_bed) & (rng.random(n) < 0.08)
     steps = np.where(walking, rng.poisson(85, n), rng.poisson(1.5, n) * (~in_bed))
     if len(w_s):
         cadence = np.select(
@@ -391,10 +416,13 @@ def _minutes(
         hr_w = rhr_day + (w_avg[wjc] - rhr_day) * ramp + rng.normal(0, 4.0, n)
         hr = np.where(in_w, hr_w, hr)
     hr = np.round(np.clip(hr, 35, p.hr_max), 1).astype(np.float32)
-    del asleep
     return pl.DataFrame(
-        {"user_id": pl.Series([p.user_id], dtype=pl.String).extend_constant(p.user_id, n - 1),
-         "start_utc": t, "steps": steps, "hr": hr}
+        {
+            "user_id": pl.Series([p.user_id], dtype=pl.String).extend_constant(p.user_id, n - 1),
+            "start_utc": t,
+            "steps": steps,
+            "hr": hr,
+        }
     )
 
 
