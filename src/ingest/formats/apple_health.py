@@ -523,7 +523,12 @@ def _workout_frame(ctx: FileContext, raw: pl.DataFrame, effort: pl.DataFrame) ->
 
 
 def sleep_frames(ctx: FileContext, raw: pl.DataFrame) -> Iterator[tuple[str, pl.DataFrame]]:
-    """Group a device's stage intervals into episodes (gaps under 60 min join) and summarise.
+    """Group the export's sleep intervals into episodes (gaps under 60 min join) and summarise.
+
+    All devices of the export are grouped together, as the Health app shows a night: an iPhone's
+    ``InBed`` record and the Watch's staged sleep of the same night are one episode (TIB from the
+    whole span, TST from the asleep stages), not two overlapping ones. The episode's device is
+    the one that scored sleep.
 
     TST is the union of asleep intervals (legacy ``Asleep`` and staged core/deep/REM), so
     overlapping records are not counted twice; TIB spans the whole episode including ``InBed``;
@@ -542,15 +547,15 @@ def sleep_frames(ctx: FileContext, raw: pl.DataFrame) -> Iterator[tuple[str, pl.
     )
     if st.is_empty():
         return
-    st = st.sort(["device", "start_utc", "end_utc"])
-    prev_end = pl.col("end_utc").cum_max().shift(1).over("device")
+    st = st.sort(["start_utc", "end_utc"])
+    prev_end = pl.col("end_utc").cum_max().shift(1)
     new_ep = prev_end.is_null() | (
         pl.col("start_utc") - prev_end >= pl.duration(minutes=EPISODE_GAP_MIN)
     )
-    st = st.with_columns(new_ep.cast(pl.Int32).cum_sum().over("device").alias("ep"))
+    st = st.with_columns(new_ep.cast(pl.Int32).cum_sum().alias("ep"))
 
-    sl = st.filter(pl.col("stage").is_in(ASLEEP)).sort(["device", "ep", "start_utc"])
-    covered = pl.col("end_utc").cum_max().shift(1).over(["device", "ep"])
+    sl = st.filter(pl.col("stage").is_in(ASLEEP)).sort(["ep", "start_utc"])
+    covered = pl.col("end_utc").cum_max().shift(1).over("ep")
     eff_start = pl.max_horizontal(pl.col("start_utc"), covered.fill_null(pl.col("start_utc")))
     sl = sl.with_columns(
         ((pl.col("end_utc") - eff_start).dt.total_seconds().clip(lower_bound=0) / 60).alias(
@@ -558,7 +563,8 @@ def sleep_frames(ctx: FileContext, raw: pl.DataFrame) -> Iterator[tuple[str, pl.
         ),
         ((pl.col("start_utc") - covered).dt.total_seconds() / 60).alias("gap_min"),
     )
-    sleep_sum = sl.group_by(["device", "ep"]).agg(
+    sleep_sum = sl.group_by("ep").agg(
+        pl.col("device").mode().sort().first().alias("sleep_device"),
         pl.col("new_min").sum().alias("tst_min"),
         pl.col("start_utc").min().alias("onset"),
         pl.col("end_utc").max().alias("final"),
@@ -566,8 +572,9 @@ def sleep_frames(ctx: FileContext, raw: pl.DataFrame) -> Iterator[tuple[str, pl.
     )
     sec_per_min = 60.0
     ep = (
-        st.group_by(["device", "ep"])
+        st.group_by("ep")
         .agg(
+            pl.col("device").mode().sort().first().alias("any_device"),
             pl.col("start_utc").min(),
             pl.col("end_utc").max(),
             pl.col("utc_offset_min").sort_by("start_utc").first(),
@@ -575,8 +582,9 @@ def sleep_frames(ctx: FileContext, raw: pl.DataFrame) -> Iterator[tuple[str, pl.
             pl.col("tz_source").first(),
             pl.col("utc_offset_min").sort_by("end_utc").last().alias("end_off"),
         )
-        .join(sleep_sum, on=["device", "ep"], how="left")
+        .join(sleep_sum, on="ep", how="left")
         .with_columns(
+            pl.coalesce("sleep_device", "any_device").alias("device"),
             ((pl.col("end_utc") - pl.col("start_utc")).dt.total_seconds() / sec_per_min).alias(
                 "tib_min"
             ),
@@ -616,13 +624,10 @@ def sleep_frames(ctx: FileContext, raw: pl.DataFrame) -> Iterator[tuple[str, pl.
         "efficiency_pct",
         "night_rule",
     ]
-    episodes = _conform(ctx, ep.sort(["device", "ep"]), "sleep_episode", cols)
-    ids = (
-        ep.sort(["device", "ep"])
-        .select("device", "ep")
-        .with_columns(episodes["record_id"].alias("episode_id"))
-    )
-    stages = st.join(ids, on=["device", "ep"], how="left")
+    ep = ep.sort("ep")
+    episodes = _conform(ctx, ep, "sleep_episode", cols)
+    ids = ep.select("ep").with_columns(episodes["record_id"].alias("episode_id"))
+    stages = st.join(ids, on="ep", how="left")
     yield "sleep_episode", episodes
     yield "sleep_stage", _conform(ctx, stages, "sleep_stage", ["stage", "episode_id"])
 
