@@ -359,59 +359,319 @@ def _gold(
     return Table(name, "gold", description, base + cols, key, time_column=time_column)
 
 
+_F, _I, _B, _S = pa.float64(), pa.int32(), pa.bool_(), pa.string()
+_BASELINE_SERIES = {
+    "ln_rmssd": ("ln(ms)", "nightly lnRMSSD (same rmssd_window only)"),
+    "resting_hr": ("bpm", "resting HR"),
+    "hr_sleep_mean": ("bpm", "mean sleeping HR"),
+    "tst_min": ("min", "total sleep time"),
+    "midpoint_h": ("h", "sleep midpoint clock time"),
+}
+
+
+def _baseline_cols() -> tuple[Col, ...]:
+    src = "METRICS.md Personal baselines"
+    cols: list[Col] = []
+    for s, (unit, what) in _BASELINE_SERIES.items():
+        cols += [
+            Col(
+                f"{s}_b7",
+                _F,
+                f"Acute 7-day mean of {what} (null with < 4 valid days)",
+                unit,
+                "Plews et al. 2014",
+            ),
+            Col(f"{s}_n7", _I, f"Valid days of {what} in the acute 7-day window", "days", src),
+            Col(
+                f"{s}_mu60",
+                _F,
+                f"Chronic mean of {what} over the 60 days before the acute "
+                "week (null with < 14 valid days)",
+                unit,
+                src,
+            ),
+            Col(f"{s}_sd60", _F, f"Chronic sample SD of {what} over the same 60 days", unit, src),
+            Col(f"{s}_n60", _I, f"Valid days of {what} in the chronic window", "days", src),
+            Col(
+                f"{s}_swc",
+                _F,
+                f"Smallest worthwhile change of {what} = 0.5 × sd60",
+                unit,
+                "Hopkins 2004; Buchheit 2014",
+            ),
+            Col(f"{s}_z", _F, f"(value − mu60) / sd60 of {what}", "z", src),
+            Col(
+                f"{s}_cv7",
+                _F,
+                f"CV of {what} over the acute window: SD / |mean| × 100",
+                "%",
+                "Plews et al. 2012",
+            ),
+            Col(f"{s}_calibrating", _B, f"True while {what} has < 14 valid chronic days", "", src),
+        ]
+    return tuple(cols)
+
+
+NIGHTLY_COLS: tuple[Col, ...] = (
+    Col(
+        "sleep_date",
+        pa.date32(),
+        "Local wake-up date of the main sleep",
+        source="METRICS.md night assignment",
+        nullable=False,
+    ),
+    NIGHT_RULE_COL,
+    Col("sleep_ok", _B, "A main sleep episode exists for this date"),
+    Col("episode_id", _S, "record_id of the main sleep_episode"),
+    Col("sleep_source", _S, "Source of the main sleep episode"),
+    Col(
+        "sleep_from_stages",
+        _B,
+        "Sleep values computed from sleep_stage (False: vendor summary of a stage-less episode)",
+    ),
+    Col("episode_start_utc", TS, "Start of the main sleep episode (into bed), UTC"),
+    Col("episode_end_utc", TS, "End of the main sleep episode (out of bed), UTC"),
+    Col("tib_min", _F, "Time in bed of the main sleep", "min", "METRICS.md TIB"),
+    Col(
+        "tst_min",
+        _F,
+        "Total sleep time of the main sleep (UTC minutes scored asleep)",
+        "min",
+        "IEEE 1752.1 total_sleep_time",
+    ),
+    Col("sol_min", _F, "Sleep onset latency", "min", "IEEE 1752.1 latency_to_sleep_onset"),
+    Col(
+        "waso_min",
+        _F,
+        "Wake between sleep onset and final awakening",
+        "min",
+        "IEEE 1752.1 wake_after_sleep_onset",
+    ),
+    Col("awakenings", _I, "Wake bouts > 5 min after onset", "count", "Ohayon et al. 2017"),
+    Col(
+        "efficiency_pct",
+        _F,
+        "Sleep efficiency of the main sleep: TST / TIB × 100",
+        "%",
+        "METRICS.md SE",
+    ),
+    *(
+        Col(
+            f"{s}_min",
+            _F,
+            f"Minutes of {s} sleep (null when the episode is not staged)",
+            "min",
+            "IEEE 1752.1 sleep stage",
+        )
+        for s in ("deep", "light", "rem")
+    ),
+    *(
+        Col(f"{s}_pct", _F, f"{s} minutes / TST × 100", "%", "IEEE 1752.1 sleep stage")
+        for s in ("deep", "light", "rem")
+    ),
+    Col(
+        "onset_h",
+        _F,
+        "Sleep onset, local clock hours after midnight of sleep_date − 1",
+        "h",
+        "METRICS.md midpoint",
+    ),
+    Col(
+        "offset_h",
+        _F,
+        "Final awakening, local clock hours after midnight of sleep_date − 1",
+        "h",
+        "METRICS.md midpoint",
+    ),
+    Col(
+        "midpoint_h",
+        _F,
+        "onset + (final awakening − onset)/2, local clock hours after "
+        "midnight of sleep_date − 1 (offset in force at the midpoint)",
+        "h",
+        "Roenneberg, MCTQ",
+    ),
+    Col(
+        "nap_count",
+        _I,
+        "Other episodes assigned to this sleep date",
+        "count",
+        "METRICS.md night assignment",
+    ),
+    Col("nap_min", _F, "Sleep minutes of those naps (TST, else TIB)", "min"),
+    Col(
+        "rmssd_ms",
+        _F,
+        "Nightly RMSSD over the main sleep: median of valid 5-min RMSSD from RR "
+        "intervals, else the device value named by rmssd_window",
+        "ms",
+        "METRICS.md nightly RMSSD",
+    ),
+    Col("ln_rmssd", _F, "ln(rmssd_ms)", "ln(ms)", "Plews et al. 2012"),
+    Col(
+        "rmssd_window",
+        _S,
+        "Window of rmssd_ms: nightly | first_4h | last_sws | spot",
+        source="METRICS.md HRV",
+    ),
+    Col("hrv_source", _S, "rr (computed from beats) | device (vendor value)"),
+    Col(
+        "sdnn_ms",
+        _F,
+        "SDNN: median of valid 5-min SDNN from RR, else device SDNN",
+        "ms",
+        "Task Force 1996",
+    ),
+    Col("sdnn_window", _S, "Window of sdnn_ms", source="METRICS.md HRV"),
+    Col(
+        "hrv_n_windows",
+        _I,
+        "Valid 5-min RR windows (>= 60 % covered by kept beats) in the "
+        "main sleep; RR values are used from 6 windows on",
+        "count",
+        "METRICS.md nightly RMSSD",
+    ),
+    Col(
+        "rr_kept_fraction",
+        _F,
+        "Share of RR beats in the main sleep kept by cleaning",
+        "0-1",
+        "METRICS.md RR cleaning",
+    ),
+    Col("hrv_ok", _B, "rmssd_ms is backed by enough data (>= 6 RR windows or a device value)"),
+    Col("hr_sleep_mean", _F, "Mean HR during the main sleep", "bpm"),
+    Col("hr_sleep_min", _F, "Lowest 5-min mean HR during the main sleep", "bpm"),
+    Col("hr_ok", _B, "HR samples cover >= 50 % of the main sleep's 5-min bins"),
+    Col(
+        "resting_hr",
+        _F,
+        "Vendor resting HR for the date, else the lowest 30-min mean HR during the main sleep",
+        "bpm",
+    ),
+    Col("resting_hr_source", _S, "vendor | sleep_lowest_30min"),
+    Col(
+        "sri",
+        _F,
+        "Sleep Regularity Index over the last 7 day pairs (noon-to-noon frames, "
+        "1-min epochs); null with < 4 valid pairs",
+        "-100..100",
+        "Phillips et al. 2017; Windred et al. 2024",
+    ),
+    Col("sri_n_pairs", _I, "Valid day pairs in the SRI window", "count"),
+    Col("sri_ok", _B, "sri is computed (>= 4 valid pairs)"),
+    Col(
+        "bedtime_sd_min",
+        _F,
+        "Circular SD of onset clock time over the last 14 nights (>= 7)",
+        "min",
+        "METRICS.md bedtime / wake SD",
+    ),
+    Col(
+        "waketime_sd_min",
+        _F,
+        "Circular SD of final-awakening clock time over 14 nights",
+        "min",
+        "METRICS.md bedtime / wake SD",
+    ),
+    Col("timing_n_nights", _I, "Nights with a main sleep in the last 14 days", "count"),
+    Col(
+        "social_jetlag_h",
+        _F,
+        "|mean midpoint of nights waking Sat/Sun − of nights waking "
+        "Mon–Fri| over the last 28 days (>= 2 free, >= 3 work nights)",
+        "h",
+        "Wittmann et al. 2006",
+    ),
+    Col(
+        "rar_is",
+        _F,
+        "Interdaily stability of hourly steps over the 7 local days before sleep_date",
+        "0-1",
+        "Witting et al. 1990",
+    ),
+    Col(
+        "rar_iv",
+        _F,
+        "Intradaily variability of hourly steps, same window",
+        "0-2",
+        "Van Someren et al. 1999",
+    ),
+    Col(
+        "rar_l5",
+        _F,
+        "Mean steps per hour of the least active 5 h of the mean day",
+        "steps/h",
+        "Van Someren et al. 1997",
+    ),
+    Col(
+        "rar_m10",
+        _F,
+        "Mean steps per hour of the most active 10 h of the mean day",
+        "steps/h",
+        "Van Someren et al. 1997",
+    ),
+    Col(
+        "rar_ra", _F, "Relative amplitude (M10 − L5) / (M10 + L5)", "0-1", "Van Someren et al. 1997"
+    ),
+    Col("rar_n_days", _I, "Days with step data in the 7-day window", "days"),
+    Col("rar_ok", _B, "All 7 days had step data, so IS/IV/L5/M10/RA are computed"),
+    *_baseline_cols(),
+)
+
+DAILY_LOAD_COLS: tuple[Col, ...] = (
+    Col("date", pa.date32(), "Local date (of the workout start)", nullable=False),
+    Col(
+        "trimp",
+        _F,
+        "Banister TRIMP: sum over workouts of Δt·HRr·a·e^(b·HRr) from workout HR "
+        "samples, else avg HR × duration",
+        "AU",
+        "Morton, Fitz-Clarke & Banister 1990",
+    ),
+    Col("trimp_source", _S, "hr_samples | avg_hr (joined with + when both occurred)"),
+    Col("hr_max_source", _S, "settings | tanaka (208 − 0.7·age) | observed (max workout HR)"),
+    Col(
+        "srpe_load",
+        _F,
+        "Session-RPE load: sum of RPE × minutes (null without RPE)",
+        "AU",
+        "Foster et al. 2001",
+    ),
+    Col("n_workouts", _I, "Workouts that day", "count"),
+    Col("workout_min", _F, "Workout minutes that day", "min"),
+    Col("week_load", _F, "Sum of TRIMP over the last 7 days", "AU", "Foster 1998"),
+    Col("load_n7", pa.uint32(), "Days of the 7-day window inside the load calendar", "days"),
+    Col("atl", _F, "Acute load: EWMA of TRIMP, N = 7 (λ = 2/(N+1))", "AU", "METRICS.md load"),
+    Col("ctl", _F, "Chronic load: EWMA of TRIMP, N = 42", "AU", "METRICS.md load"),
+    Col(
+        "tsb", _F, "Training stress balance: CTL − ATL of the previous day", "AU", "METRICS.md load"
+    ),
+    Col(
+        "acwr", _F, "EWMA acute:chronic workload ratio, N = 7 / 28", "ratio", "Williams et al. 2017"
+    ),
+    Col("monotony", _F, "Mean / SD of daily TRIMP over 7 days", "ratio", "Foster 1998"),
+    Col("strain", _F, "week_load × monotony", "AU", "Foster 1998"),
+)
+
+
 GOLD: dict[str, Table] = {
     t.name: t
     for t in (
         _gold(
             "nightly_features",
-            "One row per user and sleep date: sleep, HRV, heart rate and baselines",
-            (
-                Col(
-                    "sleep_date",
-                    pa.date32(),
-                    "Local wake-up date of the main sleep",
-                    source="METRICS.md night assignment",
-                    nullable=False,
-                ),
-                Col(
-                    "tst_min",
-                    pa.float64(),
-                    "Total sleep time of the main sleep",
-                    "min",
-                    "IEEE 1752.1",
-                ),
-                Col(
-                    "efficiency_pct",
-                    pa.float64(),
-                    "Sleep efficiency of the main sleep",
-                    "%",
-                    "METRICS.md SE",
-                ),
-                Col(
-                    "rmssd_ms",
-                    pa.float64(),
-                    "Nightly RMSSD over the main sleep",
-                    "ms",
-                    "METRICS.md nightly RMSSD",
-                ),
-            ),
+            "One row per user and sleep date (every calendar date between a user's first and "
+            "last night; missing nights have null values): sleep, HRV, heart rate, circadian "
+            "regularity and personal baselines. Clock times are hours after local midnight of "
+            "the day before sleep_date (23.5 = 23:30 the evening before, 31.0 = 07:00)",
+            NIGHTLY_COLS,
             ("sleep_date",),
             "sleep_date",
         ),
         _gold(
             "daily_load",
-            "One row per user and local date: training load and its ratios",
-            (
-                Col("date", pa.date32(), "Local date", nullable=False),
-                Col(
-                    "trimp",
-                    pa.float64(),
-                    "Banister TRIMP from workout HR",
-                    "AU",
-                    "Morton, Fitz-Clarke & Banister 1990",
-                ),
-                Col("srpe_load", pa.float64(), "Session-RPE load", "AU", "Foster et al. 2001"),
-            ),
+            "One row per user and local date between the first and last workout (rest days 0): "
+            "training load and its ratios",
+            DAILY_LOAD_COLS,
             ("date",),
             "date",
         ),

@@ -1,0 +1,161 @@
+"""Public entry points: gold ``nightly_features`` and ``daily_load`` from silver LazyFrames.
+
+Rows cover every calendar date between a user's first and last night (missing nights are rows
+with null values), so downstream baselines and reports see gaps as gaps. ``start``/``end`` select
+the output range; the inputs should reach back ``LOOKBACK_DAYS`` (``load_window``) for the
+rolling windows, and then the output equals a full recompute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, timedelta
+
+import polars as pl
+
+from tunewell.features import baselines, circadian, hrv, load, sleep
+from tunewell.lake.frames import conform, empty
+from tunewell.lake.schemas import table
+from tunewell.lake.settings import UserSettings
+
+# Days of history a nightly row needs: baselines (7 + 60) dominate SRI/timing/IS windows.
+NIGHTLY_LOOKBACK_DAYS = max(baselines.LOOKBACK_DAYS, circadian.SJL_DAYS) + 2
+LOOKBACK_DAYS = max(NIGHTLY_LOOKBACK_DAYS, load.LOOKBACK_DAYS)
+# How far forward a changed date moves outputs: the longest window that includes it.
+FORWARD_DAYS = LOOKBACK_DAYS
+
+
+def recompute_window(changed_dates: Iterable[date]) -> tuple[date, date]:
+    """Output range to recompute after ``changed_dates`` got new data.
+
+    A change on day d alters every row whose window contains d, i.e. d .. d + FORWARD_DAYS; the
+    caller loads inputs from ``load_window(start, end)[0]``.
+    """
+    ds = sorted(set(changed_dates))
+    if not ds:
+        raise ValueError("recompute_window needs at least one changed date")
+    return ds[0], ds[-1] + timedelta(days=FORWARD_DAYS)
+
+
+def load_window(start: date, end: date) -> tuple[date, date]:
+    """Input range (local dates) that a recompute of [start, end] must read."""
+    return start - timedelta(days=LOOKBACK_DAYS + 1), end
+
+
+def _silver(silver: dict[str, pl.LazyFrame], name: str) -> pl.LazyFrame:
+    return silver.get(name, empty(name).lazy())
+
+
+def _users_frame(users: dict[str, UserSettings]) -> list[str]:
+    return sorted(users)
+
+
+def _conform_gold(df: pl.DataFrame, name: str, users: dict[str, UserSettings]) -> pl.DataFrame:
+    t = table(name)
+    parts = []
+    for uid, part in df.partition_by("user_id", as_dict=True).items():
+        u = users.get(uid[0]) or UserSettings(uid[0])
+        parts.append(
+            conform(
+                part.drop("user_id").select(
+                    [c for c in part.columns if c in t.names and c != "user_id"]
+                ),
+                name,
+                user=u,
+                source="",
+                source_file="",
+            )
+        )
+    if not parts:
+        return empty(name)
+    return pl.concat(parts).sort("user_id", t.time_column)
+
+
+def build_nightly_features(
+    silver: dict[str, pl.LazyFrame],
+    users: dict[str, UserSettings],
+    start: date | None = None,
+    end: date | None = None,
+) -> pl.DataFrame:
+    """Gold ``nightly_features`` for the users in ``users`` over [start, end]."""
+    ids = _users_frame(users)
+    flt = pl.col("user_id").is_in(ids)
+    eps = _silver(silver, "sleep_episode").filter(flt)
+    stages = _silver(silver, "sleep_stage").filter(flt)
+    # Materialised once: every family below joins on the nights and would otherwise re-plan them.
+    night = sleep.nightly_sleep(eps, stages).collect().lazy()
+    main = night.filter(pl.col("episode_id").is_not_null()).collect().lazy()
+    spine = baselines.date_spine(night).collect().lazy()
+    f = (
+        spine.join(night, on=["user_id", "sleep_date"], how="left")
+        .join(
+            hrv.nightly_hrv(
+                _silver(silver, "rr_interval").filter(flt), _silver(silver, "hrv").filter(flt), main
+            ),
+            on=["user_id", "sleep_date"],
+            how="left",
+        )
+        .join(
+            hrv.nightly_hr(
+                _silver(silver, "heart_rate").filter(flt),
+                _silver(silver, "vitals").filter(flt),
+                main,
+            ),
+            on=["user_id", "sleep_date"],
+            how="left",
+        )
+    )
+    intervals = sleep.sleep_intervals(eps, stages)
+    f = (
+        f.join(circadian.sri(intervals, main), on=["user_id", "sleep_date"], how="left")
+        .join(circadian.timing(main), on=["user_id", "sleep_date"], how="left")
+        .join(
+            circadian.rest_activity(
+                circadian.hourly_activity(_silver(silver, "steps").filter(flt)), spine
+            ),
+            on=["user_id", "sleep_date"],
+            how="left",
+        )
+    )
+    f = f.collect().lazy()
+    f = f.join(baselines.baselines(f), on=["user_id", "sleep_date"], how="left")
+    f = f.with_columns(
+        pl.col("night_rule").fill_null(sleep.NIGHT_RULE),
+        pl.col("nap_count").fill_null(0),
+        pl.col("nap_min").fill_null(0.0),
+        pl.col("hrv_n_windows").fill_null(0),
+        pl.col("hrv_ok").fill_null(False),
+        pl.col("hr_ok").fill_null(False),
+        pl.col("sri_n_pairs").fill_null(0),
+        pl.col("timing_n_nights").fill_null(0),
+        pl.col("rar_n_days").fill_null(0),
+        pl.col("episode_id").is_not_null().alias("sleep_ok"),
+        (pl.col("sri").is_not_null()).alias("sri_ok"),
+        (pl.col("rar_is").is_not_null()).alias("rar_ok"),
+    )
+    if start is not None:
+        f = f.filter(pl.col("sleep_date") >= start)
+    if end is not None:
+        f = f.filter(pl.col("sleep_date") <= end)
+    return _conform_gold(f.collect(), "nightly_features", users)
+
+
+def build_daily_load(
+    silver: dict[str, pl.LazyFrame],
+    users: dict[str, UserSettings],
+    start: date | None = None,
+    end: date | None = None,
+) -> pl.DataFrame:
+    """Gold ``daily_load`` for the users in ``users`` over [start, end]."""
+    flt = pl.col("user_id").is_in(_users_frame(users))
+    d = load.daily_load(
+        _silver(silver, "workout").filter(flt),
+        _silver(silver, "heart_rate").filter(flt),
+        users,
+        _silver(silver, "vitals").filter(flt),
+    )
+    if start is not None:
+        d = d.filter(pl.col("date") >= start)
+    if end is not None:
+        d = d.filter(pl.col("date") <= end)
+    return _conform_gold(d.collect(), "daily_load", users)

@@ -1,0 +1,95 @@
+"""Bring the gold tables up to date after an ingest, touching only what the new data can change.
+
+For each user with new rows, the output range is the changed dates plus the days whose rolling
+windows include them (``build.recompute_window``), and the inputs are read from the lake back to
+the start of the longest window (``build.load_window``). Rows outside that range are left as they
+are: the build's windows make the result identical to a full recompute (tested).
+The silver rows are first resolved across devices (``lake.merge``), so features see one source
+per time slice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import polars as pl
+
+from tunewell.features.build import (
+    build_daily_load,
+    build_nightly_features,
+    load_window,
+    recompute_window,
+)
+from tunewell.lake import store
+from tunewell.lake.merge import resolve_silver
+from tunewell.lake.settings import Settings
+
+FEATURE_INPUTS = (
+    "sleep_episode",
+    "sleep_stage",
+    "rr_interval",
+    "hrv",
+    "heart_rate",
+    "vitals",
+    "steps",
+    "workout",
+    "self_report",
+)
+
+
+@dataclass
+class RefreshStats:
+    users: list[str] = field(default_factory=list)
+    ranges: dict[str, tuple[str, str]] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+
+
+def load_silver(
+    lake: Path, settings: Settings, user: str, start: date | None
+) -> dict[str, pl.LazyFrame]:
+    """Resolved silver rows of one user from ``start`` (local date, with a day of slack)."""
+    out: dict[str, pl.LazyFrame] = {}
+    lo = None
+    if start is not None:
+        lo = datetime.combine(start - timedelta(days=1), time(), tzinfo=ZoneInfo("UTC"))
+    for name in FEATURE_INPUTS:
+        lf = store.scan(lake, name, [user])
+        if lo is not None:
+            lf = lf.filter(pl.col("start_utc") >= lo)
+        out[name] = lf.collect().lazy()
+    resolved, _ = resolve_silver(out, settings.source_priority)
+    return resolved
+
+
+def refresh_gold(
+    settings: Settings, changed: dict[str, list[date]] | None = None, *, full: bool = False
+) -> RefreshStats:
+    """Recompute ``nightly_features`` and ``daily_load`` for changed users and dates.
+
+    ``changed`` maps user -> local dates that received rows; ``full`` (or a user with no dates)
+    recomputes everything for the users given, or for every user in the lake.
+    """
+    lake = Path(settings.lake)
+    stats = RefreshStats()
+    users = sorted(changed) if changed else store.users_in(lake)
+    for user in users:
+        dates = [] if full or not changed else changed.get(user, [])
+        if dates:
+            start, end = recompute_window(dates)
+            silver = load_silver(lake, settings, user, load_window(start, end)[0])
+        else:
+            start = end = None
+            silver = load_silver(lake, settings, user, None)
+        us = {user: settings.user(user)}
+        nightly = build_nightly_features(silver, us, start, end)
+        load = build_daily_load(silver, us, start, end)
+        with store.lake_lock(lake, wait_s=600):
+            for name, df in (("nightly_features", nightly), ("daily_load", load)):
+                store.upsert(lake, name, df)
+                stats.rows[name] = stats.rows.get(name, 0) + df.height
+        stats.users.append(user)
+        stats.ranges[user] = (str(start) if start else "all", str(end) if end else "all")
+    return stats

@@ -1,0 +1,221 @@
+"""Sleep per night from the silver stage intervals, so every vendor is measured with one ruler.
+
+Vendors disagree on how they count latency, WASO or awakenings; recomputing from ``sleep_stage``
+makes Garmin, Oura and Fitbit nights comparable. Episodes without stages (WHOOP, Fitabase
+``sleepDay``) fall back to the vendor's own summary and say so in ``sleep_from_stages``.
+
+Clock times (``onset_h``, ``offset_h``, ``midpoint_h``) are hours after local midnight of the day
+*before* ``sleep_date``: 23:30 the evening before is 23.5, 01:00 after midnight is 25.0, a 07:00
+wake-up is 31.0. The scale is continuous across midnight, so means and differences need no
+wrap-around handling for ordinary nights.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+NIGHT_RULE = "noon-split/v1"
+ASLEEP = ("light", "deep", "rem", "asleep")
+STAGED = ("light", "deep", "rem")
+AWAKENING_MIN = 5.0  # wake bouts strictly longer than this count (Ohayon et al. 2017)
+
+
+def _minutes(a: str | pl.Expr, b: str | pl.Expr) -> pl.Expr:
+    a = pl.col(a) if isinstance(a, str) else a
+    b = pl.col(b) if isinstance(b, str) else b
+    return (b - a).dt.total_microseconds() / 60e6
+
+
+def clock_hours(utc: pl.Expr, offset_min: pl.Expr, sleep_date: pl.Expr) -> pl.Expr:
+    """Local clock time as hours after local midnight of ``sleep_date − 1 day``."""
+    local = utc.dt.replace_time_zone(None) + pl.duration(minutes=offset_min)
+    ref = (sleep_date - pl.duration(days=1)).cast(pl.Datetime("us"))
+    return (local - ref).dt.total_microseconds() / 3.6e9
+
+
+def main_sleep(episodes: pl.LazyFrame) -> pl.LazyFrame:
+    """Flag each user's main sleep per sleep date (METRICS.md night assignment, noon split).
+
+    Re-derived here across all files: the ingest-time flag only saw one file at a time.
+    """
+    local_start = pl.col("start_utc").dt.replace_time_zone(None) + pl.duration(
+        minutes=pl.col("utc_offset_min")
+    )
+    noon = pl.col("sleep_date").cast(pl.Datetime("us")) + pl.duration(hours=12)
+    candidate = (local_start >= noon - pl.duration(days=1)) & (local_start < noon)
+    dur = _minutes("start_utc", "end_utc")
+    ranked = (
+        episodes.with_columns(dur.alias("_dur"), candidate.alias("_cand"))
+        # Longest candidate first; ties go to the earlier start so the choice is deterministic.
+        .sort(
+            ["user_id", "sleep_date", "_dur", "start_utc"],
+            descending=[False, False, True, False],
+            nulls_last=True,
+        )
+        .with_columns(
+            (
+                pl.col("_cand") & (pl.col("_cand").cum_sum().over(["user_id", "sleep_date"]) == 1)
+            ).alias("is_main")
+        )
+    )
+    return ranked.drop("_dur", "_cand")
+
+
+def _stage_summary(stages: pl.LazyFrame) -> pl.LazyFrame:
+    """Per episode: TST, onset, final awakening, stage minutes and > 5 min wake bouts."""
+    asleep = (
+        stages.filter(pl.col("stage").is_in(ASLEEP) & pl.col("episode_id").is_not_null())
+        .with_columns(_minutes("start_utc", "end_utc").alias("_m"))
+        .sort("episode_id", "start_utc")
+        .with_columns(
+            # Wake gap before each asleep interval: time since the latest end so far, which is
+            # robust to touching or slightly overlapping stage intervals.
+            _minutes(
+                pl.col("end_utc").cum_max().shift(1).over("episode_id"), pl.col("start_utc")
+            ).alias("_gap")
+        )
+    )
+    return asleep.group_by("episode_id").agg(
+        pl.col("_m").sum().alias("st_tst"),
+        pl.col("start_utc").min().alias("onset_utc"),
+        pl.col("utc_offset_min").sort_by("start_utc").first().alias("onset_off"),
+        pl.col("end_utc").max().alias("final_utc"),
+        pl.col("utc_offset_min").sort_by("start_utc").last().alias("final_off"),
+        (pl.col("_gap") > AWAKENING_MIN).sum().cast(pl.Int32).alias("st_awak"),
+        *[pl.col("_m").filter(pl.col("stage") == s).sum().alias(f"st_{s}") for s in STAGED],
+        pl.col("stage").is_in(STAGED).any().alias("staged"),
+    )
+
+
+def episode_features(episodes: pl.LazyFrame, stages: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per episode with stage-derived summary or, lacking stages, the vendor's."""
+    eps = main_sleep(episodes)
+    summ = _stage_summary(stages)
+    j = eps.join(summ, left_on="record_id", right_on="episode_id", how="left")
+    has = pl.col("st_tst").is_not_null()
+    tib = _minutes("start_utc", "end_utc")
+    tst = pl.when(has).then(pl.col("st_tst")).otherwise(pl.col("tst_min"))
+    onset = (
+        pl.when(has)
+        .then(pl.col("onset_utc"))
+        .otherwise(
+            pl.col("start_utc")
+            + pl.duration(microseconds=(pl.col("sol_min") * 60e6).cast(pl.Int64))
+        )
+    )
+    final = pl.when(has).then(pl.col("final_utc")).otherwise(pl.col("end_utc"))
+    staged = has & pl.col("staged")
+    out = j.with_columns(
+        tib.alias("tib_min"),
+        tst.alias("tst_min"),
+        pl.when(has)
+        .then(_minutes("start_utc", "onset_utc"))
+        .otherwise(pl.col("sol_min"))
+        .alias("sol_min"),
+        pl.when(has)
+        .then((_minutes("onset_utc", "final_utc") - pl.col("st_tst")).clip(lower_bound=0))
+        .otherwise(pl.col("waso_min"))
+        .alias("waso_min"),
+        pl.when(has).then(pl.col("st_awak")).otherwise(pl.col("awakenings")).alias("awakenings"),
+        pl.when(has)
+        .then(pl.col("st_tst") / tib * 100)
+        .otherwise(pl.col("efficiency_pct").fill_null(pl.col("tst_min") / tib * 100))
+        .alias("efficiency_pct"),
+        *[pl.when(staged).then(pl.col(f"st_{s}")).alias(f"{s}_min") for s in STAGED],
+        has.alias("sleep_from_stages"),
+        onset.alias("onset_utc"),
+        final.alias("final_utc"),
+        pl.when(has)
+        .then(pl.col("onset_off"))
+        .otherwise(pl.col("utc_offset_min"))
+        .alias("onset_off"),
+        pl.when(has)
+        .then(pl.col("final_off"))
+        .otherwise(pl.col("utc_offset_min"))
+        .alias("final_off"),
+    )
+    return out.with_columns(
+        *[(pl.col(f"{s}_min") / pl.col("tst_min") * 100).alias(f"{s}_pct") for s in STAGED],
+    )
+
+
+def _midpoint_offset(eps: pl.LazyFrame, stages: pl.LazyFrame) -> pl.LazyFrame:
+    """Offset in force at the sleep midpoint: taken from the stage covering it (DST nights)."""
+    st = (
+        stages.filter(pl.col("episode_id").is_not_null())
+        .select(
+            pl.col("episode_id").alias("record_id"),
+            pl.col("start_utc").alias("mid_utc"),
+            pl.col("utc_offset_min").alias("mid_off"),
+        )
+        .sort("mid_utc")
+    )
+    return eps.sort("mid_utc").join_asof(
+        st, on="mid_utc", by="record_id", strategy="backward", check_sortedness=False
+    )
+
+
+def nightly_sleep(episodes: pl.LazyFrame, stages: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per user and sleep date: the main sleep's features plus nap count and minutes."""
+    ef = episode_features(episodes, stages)
+    naps = (
+        ef.filter(~pl.col("is_main"))
+        .group_by("user_id", "sleep_date")
+        .agg(
+            pl.len().cast(pl.Int32).alias("nap_count"),
+            pl.col("tst_min").fill_null(pl.col("tib_min")).sum().alias("nap_min"),
+        )
+    )
+    main = ef.filter(pl.col("is_main")).with_columns(
+        (pl.col("onset_utc") + (pl.col("final_utc") - pl.col("onset_utc")) / 2).alias("mid_utc")
+    )
+    main = _midpoint_offset(main, stages).with_columns(
+        pl.col("mid_off").fill_null(pl.col("onset_off"))
+    )
+    sd = pl.col("sleep_date")
+    main = main.select(
+        "user_id",
+        "sleep_date",
+        pl.col("record_id").alias("episode_id"),
+        pl.col("source").alias("sleep_source"),
+        pl.col("start_utc").alias("episode_start_utc"),
+        pl.col("end_utc").alias("episode_end_utc"),
+        "sleep_from_stages",
+        "tib_min",
+        "tst_min",
+        "sol_min",
+        "waso_min",
+        pl.col("awakenings").cast(pl.Int32),
+        "efficiency_pct",
+        *[f"{s}_min" for s in STAGED],
+        *[f"{s}_pct" for s in STAGED],
+        clock_hours(pl.col("onset_utc"), pl.col("onset_off"), sd).alias("onset_h"),
+        clock_hours(pl.col("final_utc"), pl.col("final_off"), sd).alias("offset_h"),
+        clock_hours(pl.col("mid_utc"), pl.col("mid_off"), sd).alias("midpoint_h"),
+    )
+    return (
+        main.join(naps, on=["user_id", "sleep_date"], how="full", coalesce=True)
+        .with_columns(
+            pl.col("nap_count").fill_null(0),
+            pl.col("nap_min").fill_null(0.0),
+            pl.lit(NIGHT_RULE).alias("night_rule"),
+        )
+        .sort("user_id", "sleep_date")
+    )
+
+
+def sleep_intervals(episodes: pl.LazyFrame, stages: pl.LazyFrame) -> pl.LazyFrame:
+    """Asleep intervals (UTC, with the local offset) for regularity: stages, else the episode."""
+    st = stages.filter(pl.col("stage").is_in(ASLEEP) & pl.col("episode_id").is_not_null())
+    staged_ids = st.select(pl.col("episode_id").unique().alias("record_id"))
+    from_st = st.select("user_id", "start_utc", "end_utc", "utc_offset_min")
+    unstaged = episodes.join(staged_ids, on="record_id", how="anti").select(
+        "user_id",
+        (
+            pl.col("start_utc")
+            + pl.duration(microseconds=(pl.col("sol_min").fill_null(0) * 60e6).cast(pl.Int64))
+        ).alias("start_utc"),
+        "end_utc",
+        "utc_offset_min",
+    )
+    return pl.concat([from_st, unstaged], how="vertical_relaxed")
