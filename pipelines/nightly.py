@@ -1,0 +1,70 @@
+"""The nightly flow: new inbox files → silver → gold features → data-quality report.
+
+Each line of the flow is a task calling a plain, tested function; Prefect adds retries, logs,
+mapping (one task per file) and schedules. With no server configured Prefect starts a temporary
+one for the run, so this needs nothing running; with ``PREFECT_API_URL`` set it reports there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, task, unmapped
+from prefect.cache_policies import NO_CACHE
+
+from tunewell.features.refresh import RefreshStats, refresh_gold
+from tunewell.ingest import quality, runner
+from tunewell.lake.settings import Settings, load_settings
+from tunewell.lake.store import init_lake
+
+
+@task(cache_policy=NO_CACHE)
+def discover_files(settings: Settings) -> list[runner.Candidate]:
+    return list(runner.discover_inbox(settings.inbox))
+
+
+@task(cache_policy=NO_CACHE, retries=1)
+def stage(cand: runner.Candidate, settings: Settings, options: dict) -> list[runner.StagedFile]:
+    return runner.stage_file(cand.path, settings.user(cand.user_id), settings,
+                             display=cand.display, options=options)
+
+
+@task(cache_policy=NO_CACHE)
+def write_silver(staged: list[list[runner.StagedFile]], settings: Settings) -> runner.RunReport:
+    return runner.commit([s for group in staged for s in group], settings)
+
+
+@task(cache_policy=NO_CACHE)
+def update_gold(report: runner.RunReport, settings: Settings, full: bool) -> RefreshStats:
+    changed = None if full else report.changed_dates
+    if not full and not changed:
+        return RefreshStats()
+    return refresh_gold(settings, changed, full=full)
+
+
+@task(cache_policy=NO_CACHE)
+def quality_report(report: runner.RunReport, settings: Settings) -> tuple[dict, Path]:
+    rep = quality.build_report(report, settings)
+    return rep, quality.write_report(rep, settings.lake)
+
+
+@flow(name="tunewell-nightly", log_prints=True)
+def nightly(config: str | None = None, lake: str | None = None, inbox: str | None = None,
+            full: bool = False, options: dict | None = None) -> dict:
+    """Ingest what is new in the inbox and bring features up to date."""
+    settings = load_settings(config, lake)
+    if inbox:
+        settings = Settings(**{**settings.__dict__, "inbox": Path(inbox)})
+    init_lake(settings.lake)
+    files = discover_files(settings)
+    staged = stage.map(files, settings=unmapped(settings), options=unmapped(options or {}))
+    report = write_silver(staged, settings)
+    gold = update_gold(report, settings, full)
+    rep, path = quality_report(report, settings)
+    rep["gold"] = {"users": gold.users, "rows": gold.rows, "ranges": gold.ranges}
+    rep["report_path"] = str(path)
+    return rep
+
+
+if __name__ == "__main__":
+    nightly()
