@@ -1,3 +1,243 @@
-import typer
+"""The ``tunewell`` command line: demo, ingest, nightly, query.
 
-app = typer.Typer()
+Thin by design: each command parses options, calls the same plain functions the flows use, and
+prints a summary a person can act on (what came in, what was rejected and why, where it went).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tunewell.lake.settings import Settings, UserSettings, load_settings, settings_toml
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="tunewell: wearable and sleep exports → a private Parquet lake.",
+)
+console = Console()
+
+LakeOpt = Annotated[
+    Path | None, typer.Option("--lake", help="Lake folder (default: $TUNEWELL_LAKE or data/lake)")
+]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="tunewell.toml to use")]
+
+
+def _quiet_prefect() -> None:
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def _print_run(rep: dict) -> None:
+    t = Table(title="files")
+    for c in ("seen", "ingested", "already seen", "quarantined", "skipped"):
+        t.add_column(c, justify="right")
+    t.add_row(
+        *(str(rep[k]) for k in ("files_seen", "ingested", "already_seen", "quarantined", "skipped"))
+    )
+    console.print(t)
+    rows = Table(title="rows per table")
+    for c in ("table", "in", "new", "updated", "unchanged", "duplicate", "invalid"):
+        rows.add_column(c, justify="right" if c != "table" else "left")
+    for name, s in rep["tables"].items():
+        invalid = sum(rep.get("invalid_rows", {}).get(name, {}).values())
+        rows.add_row(
+            name,
+            str(s["rows_in"] + invalid),
+            str(s["inserted"]),
+            str(s["updated"]),
+            str(s["unchanged"]),
+            str(s["duplicates_in_batch"]),
+            str(invalid),
+        )
+    if rep["tables"]:
+        console.print(rows)
+    for f in rep["files"]:
+        if f["status"] == "quarantined":
+            console.print(f"[yellow]quarantined[/] {f['file']}: {f['error']}")
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files, folders or zip archives")],
+    user: Annotated[str, typer.Option("--user", help="Whose data this is")],
+    lake: LakeOpt = None,
+    config: ConfigOpt = None,
+    tz: Annotated[
+        str | None,
+        typer.Option(
+            "--tz", help="The user's home time zone, used where a record carries no offset"
+        ),
+    ] = None,
+    start_date: Annotated[
+        str | None,
+        typer.Option(
+            "--start-date",
+            help="Recording start date (YYYY-MM-DD) for files with day indexes "
+            "only (MMASH RR.csv / Actigraph.csv)",
+        ),
+    ] = None,
+    retry_quarantined: Annotated[bool, typer.Option(help="Read quarantined files again")] = False,
+    features: Annotated[bool, typer.Option(help="Update gold features afterwards")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+) -> None:
+    """Ingest exports for one user. Exits 0 when the run completed, even if files were
+    quarantined (their reasons are printed and kept in <lake>/quarantine/)."""
+    from tunewell.features.refresh import refresh_gold
+    from tunewell.ingest import quality, runner
+
+    settings = load_settings(config, lake)
+    if tz:
+        base = settings.user(user)
+        settings.users[user] = UserSettings(**{**base.__dict__, "tz": tz})
+    options = {"start_date": date.fromisoformat(start_date)} if start_date else {}
+    cands = list(runner.discover(paths, user))
+    with _progress() as prog:
+        task = prog.add_task("reading", total=len(cands))
+        report = runner.ingest_candidates(
+            cands,
+            settings,
+            options=options,
+            retry_quarantined=retry_quarantined,
+            on_file=lambda c: prog.advance(task),
+        )
+    if features and report.changed_dates:
+        with console.status("updating features"):
+            refresh_gold(settings, report.changed_dates)
+    rep = quality.build_report(report, settings)
+    path = quality.write_report(rep, settings.lake)
+    if as_json:
+        console.print_json(json.dumps(rep, default=str))
+    else:
+        _print_run(rep)
+        console.print(f"lake: [bold]{settings.lake}[/]   report: {path}")
+
+
+@app.command()
+def nightly(
+    lake: LakeOpt = None,
+    config: ConfigOpt = None,
+    inbox: Annotated[Path | None, typer.Option(help="Inbox folder (<inbox>/<user>/…)")] = None,
+    full: Annotated[bool, typer.Option(help="Recompute all gold rows")] = False,
+) -> None:
+    """Run the nightly flow once: new inbox files → silver → features → quality report."""
+    _quiet_prefect()
+    from tunewell.pipelines.nightly import nightly as flow
+
+    rep = flow(
+        config=str(config) if config else None,
+        lake=str(lake) if lake else None,
+        inbox=str(inbox) if inbox else None,
+        full=full,
+    )
+    _print_run(rep)
+    console.print(f"report: {rep['report_path']}")
+
+
+@app.command()
+def demo(
+    lake: LakeOpt = None,
+    users: Annotated[int, typer.Option("--users", min=1, help="Synthetic people")] = 3,
+    days: Annotated[int, typer.Option("--days", min=7, help="Days per person")] = 35,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 7,
+    out: Annotated[Path, typer.Option(help="Folder for the demo inbox and settings")] = Path(
+        "data/demo"
+    ),
+) -> None:
+    """Generate synthetic people in real vendor formats and run the nightly flow on them."""
+    _quiet_prefect()
+    from tunewell.synth.generate import write_inbox
+    from tunewell.synth.people import simulate
+
+    t0 = time.perf_counter()
+    lake = lake or out / "lake"
+    inbox = out / "inbox"
+    with console.status(f"simulating {users} people × {days} days"):
+        pop = simulate(users, days, seed)
+        user_settings = write_inbox(pop, inbox)
+    n_files = sum(1 for p in inbox.rglob("*") if p.is_file())
+    console.print(f"wrote {n_files} files in real vendor formats to {inbox}")
+    settings = Settings(lake=Path(lake), inbox=inbox, users=user_settings)
+    cfg = out / "tunewell.toml"
+    cfg.write_text(settings_toml(settings))
+    from tunewell.pipelines.nightly import nightly as flow
+
+    with console.status("running the nightly flow (Prefect, temporary local API)"):
+        rep = flow(config=str(cfg), lake=str(lake), inbox=str(inbox))
+    _print_run(rep)
+    _print_outputs(Path(lake), time.perf_counter() - t0, rep)
+
+
+def _print_outputs(lake: Path, seconds: float, rep: dict) -> None:
+    from tunewell.lake import store
+
+    t = Table(title=f"lake {lake}")
+    t.add_column("table")
+    t.add_column("rows", justify="right")
+    t.add_column("path")
+    for layer in ("silver", "gold"):
+        for name in store.table_names(layer):
+            n = store.scan(lake, name).select("record_id").collect().height
+            if n:
+                t.add_row(f"{layer}.{name}", str(n), str(store.table_dir(lake, name)))
+    console.print(t)
+    console.print(f"data dictionary: {lake / 'DICTIONARY.md'}")
+    console.print(f"quality report:  {rep['report_path']}")
+    console.print(
+        f'query it:        tunewell query --lake {lake} "select * from nightly_features limit 5"'
+    )
+    console.print(f"done in {seconds:.0f} s")
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="SQL over views named after the tables")],
+    lake: LakeOpt = None,
+    config: ConfigOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
+) -> None:
+    """Run SQL (DuckDB) over every silver and gold table of the lake."""
+    from tunewell.lake.query import run_query
+
+    settings = load_settings(config, lake)
+    result = run_query(settings.lake, sql)
+    if fmt == "csv":
+        typer.echo(result.write_csv(), nl=False)
+    elif fmt == "json":
+        typer.echo(json.dumps(result.to_dicts(), default=str, indent=1))
+    elif fmt == "table":
+        t = Table()
+        for c in result.columns:
+            t.add_column(c)
+        for row in result.iter_rows():
+            t.add_row(*("" if v is None else str(v) for v in row))
+        console.print(t)
+    else:
+        raise typer.BadParameter("--format must be table, csv or json")
+
+
+if __name__ == "__main__":
+    app()

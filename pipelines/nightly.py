@@ -25,8 +25,9 @@ def discover_files(settings: Settings) -> list[runner.Candidate]:
 
 @task(cache_policy=NO_CACHE, retries=1)
 def stage(cand: runner.Candidate, settings: Settings, options: dict) -> list[runner.StagedFile]:
-    return runner.stage_file(cand.path, settings.user(cand.user_id), settings,
-                             display=cand.display, options=options)
+    return runner.stage_file(
+        cand.path, settings.user(cand.user_id), settings, display=cand.display, options=options
+    )
 
 
 @task(cache_policy=NO_CACHE)
@@ -49,8 +50,13 @@ def quality_report(report: runner.RunReport, settings: Settings) -> tuple[dict, 
 
 
 @flow(name="tunewell-nightly", log_prints=True)
-def nightly(config: str | None = None, lake: str | None = None, inbox: str | None = None,
-            full: bool = False, options: dict | None = None) -> dict:
+def nightly(
+    config: str | None = None,
+    lake: str | None = None,
+    inbox: str | None = None,
+    full: bool = False,
+    options: dict | None = None,
+) -> dict:
     """Ingest what is new in the inbox and bring features up to date."""
     settings = load_settings(config, lake)
     if inbox:

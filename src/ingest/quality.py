@@ -44,8 +44,11 @@ def coverage(lake: Path, users: list[str] | None = None) -> pl.DataFrame:
 def merge_counts(lake: Path, settings: Settings, users: list[str]) -> list[dict]:
     silver = {n: store.scan(lake, n, users) for n in store.table_names("silver")}
     _, counts = resolve_silver(silver, settings.source_priority)
-    return [{"table": c.table, "rows": c.rows_in, "resolved": c.rows_out,
-             "dropped_by_merge": c.dropped} for c in counts if c.rows_in]
+    return [
+        {"table": c.table, "rows": c.rows_in, "resolved": c.rows_out, "dropped_by_merge": c.dropped}
+        for c in counts
+        if c.rows_in
+    ]
 
 
 def build_report(run: RunReport, settings: Settings) -> dict:
@@ -56,12 +59,16 @@ def build_report(run: RunReport, settings: Settings) -> dict:
     rep["lake"] = str(lake)
     rep["quarantine_reasons"] = [
         {"file": f.file, "format": f.format, "error": f.error}
-        for f in run.files if f.status == "quarantined"
+        for f in run.files
+        if f.status == "quarantined"
     ]
     rep["merge"] = merge_counts(lake, settings, users) if users else []
     cov = coverage(lake, users) if users else pl.DataFrame()
-    rep["coverage"] = cov.with_columns(pl.col("first_day", "last_day").cast(pl.String)).to_dicts() \
-        if cov.height else []
+    rep["coverage"] = (
+        cov.with_columns(pl.col("first_day", "last_day").cast(pl.String)).to_dicts()
+        if cov.height
+        else []
+    )
     return rep
 
 
@@ -88,25 +95,46 @@ def to_markdown(rep: dict) -> str:
             f"{t['unchanged']} | {t['duplicates_in_batch']} | {invalid} |"
         )
     if rep["invalid_rows"]:
-        lines += ["", "## Invalid rows by expectation", "",
-                  "| table | expectation | rows |", "|---|---|---|"]
+        lines += [
+            "",
+            "## Invalid rows by expectation",
+            "",
+            "| table | expectation | rows |",
+            "|---|---|---|",
+        ]
         for tbl, fails in rep["invalid_rows"].items():
             lines += [f"| {tbl} | {name} | {n} |" for name, n in fails.items()]
     if rep["quarantine_reasons"]:
         lines += ["", "## Quarantined files", "", "| file | format | reason |", "|---|---|---|"]
-        lines += [f"| `{q['file']}` | {q['format']} | {q['error'].replace('|', '/')} |"
-                  for q in rep["quarantine_reasons"]]
+        lines += [
+            f"| `{q['file']}` | {q['format']} | {q['error'].replace('|', '/')} |"
+            for q in rep["quarantine_reasons"]
+        ]
     if rep["merge"]:
-        lines += ["", "## Several devices: merge", "",
-                  "| table | rows | after merge | dropped by merge |", "|---|---|---|---|"]
-        lines += [f"| {m['table']} | {m['rows']} | {m['resolved']} | {m['dropped_by_merge']} |"
-                  for m in rep["merge"]]
+        lines += [
+            "",
+            "## Several devices: merge",
+            "",
+            "| table | rows | after merge | dropped by merge |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {m['table']} | {m['rows']} | {m['resolved']} | {m['dropped_by_merge']} |"
+            for m in rep["merge"]
+        ]
     if rep["coverage"]:
-        lines += ["", "## Days covered per user and source", "",
-                  "| user | table | source | days | first | last | rows |",
-                  "|---|---|---|---|---|---|---|"]
-        lines += [f"| {c['user_id']} | {c['table']} | {c['source']} | {c['days']} | "
-                  f"{c['first_day']} | {c['last_day']} | {c['rows']} |" for c in rep["coverage"]]
+        lines += [
+            "",
+            "## Days covered per user and source",
+            "",
+            "| user | table | source | days | first | last | rows |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {c['user_id']} | {c['table']} | {c['source']} | {c['days']} | "
+            f"{c['first_day']} | {c['last_day']} | {c['rows']} |"
+            for c in rep["coverage"]
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -115,8 +143,9 @@ def write_report(rep: dict, lake: Path) -> Path:
     stamp = rep["generated_at"].replace(":", "").replace("+0000", "Z")
     base = Path(lake) / "reports"
     md = to_markdown(rep)
-    atomic_write_bytes(base / f"quality-{stamp}.json", json.dumps(rep, indent=1,
-                                                                   default=str).encode())
+    atomic_write_bytes(
+        base / f"quality-{stamp}.json", json.dumps(rep, indent=1, default=str).encode()
+    )
     atomic_write_bytes(base / f"quality-{stamp}.md", md.encode())
     atomic_write_bytes(base / "quality-latest.md", md.encode())
     return base / "quality-latest.md"

@@ -43,8 +43,10 @@ def test_two_incremental_nights_equal_one_full_recompute(tmp_path):
     assert min(rep.changed_dates[user]) >= cut - timedelta(days=2)
     stats = refresh_gold(s, rep.changed_dates)
     assert stats.ranges[user][0] != "all"  # it really was incremental
-    incremental = {t: store.read(s.lake, t).sort("user_id", store.table(t).time_column)
-                   for t in ("nightly_features", "daily_load")}
+    incremental = {
+        t: store.read(s.lake, t).sort("user_id", store.table(t).time_column)
+        for t in ("nightly_features", "daily_load")
+    }
 
     refresh_gold(s, None, full=True)
     for t, inc in incremental.items():

@@ -43,8 +43,7 @@ def test_flow_fills_silver_and_gold(demo_run):
     lake = root / "lake"
     assert rep["quarantined"] == 0 and rep["ingested"] == rep["files_seen"] > 0
     fp = lake_fingerprint(lake)
-    for name in ("sleep_episode", "sleep_stage", "hrv", "heart_rate", "steps",
-                 "nightly_features"):
+    for name in ("sleep_episode", "sleep_stage", "hrv", "heart_rate", "steps", "nightly_features"):
         assert fp[name][0] > 0, name
     assert (lake / "reports" / "quality-latest.md").exists()
     assert (lake / "DICTIONARY.md").exists()
