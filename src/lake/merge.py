@@ -29,9 +29,12 @@ def _rank(priority: Sequence[str]) -> pl.Expr:
     )
 
 
-def union_intervals(lf: pl.LazyFrame, by: Sequence[str], gap_min: float = 0) -> pl.LazyFrame:
-    """Merge intervals per group that overlap or lie within ``gap_min`` of each other."""
+def _clustered(lf: pl.LazyFrame, by: Sequence[str], gap_min: float) -> pl.LazyFrame:
+    """Sort by start and number the clusters (``__grp``) of intervals that overlap or lie within
+    ``gap_min`` of each other: a new cluster starts where an interval begins after the latest end
+    seen so far plus the gap."""
     gap = pl.duration(microseconds=int(gap_min * 60_000_000))
+    by = list(by)
     return (
         lf.sort([*by, "start_utc"])
         .with_columns(pl.col("end_utc").cum_max().over(by).alias("__reach"))
@@ -42,6 +45,14 @@ def union_intervals(lf: pl.LazyFrame, by: Sequence[str], gap_min: float = 0) -> 
             .over(by)
             .alias("__grp")
         )
+        .drop("__reach")
+    )
+
+
+def union_intervals(lf: pl.LazyFrame, by: Sequence[str], gap_min: float = 0) -> pl.LazyFrame:
+    """Merge intervals per group that overlap or lie within ``gap_min`` of each other."""
+    return (
+        _clustered(lf, by, gap_min)
         .group_by([*by, "__grp"])
         .agg(pl.col("start_utc").min(), pl.col("end_utc").max())
         .drop("__grp")
@@ -128,25 +139,13 @@ def resolve_episodes(
     once, from the preferred source.
     """
     by = ["user_id"]
-    gap = pl.duration(microseconds=int(gap_min * 60_000_000))
-    clustered = (
-        episodes.with_columns(_rank(priority))
-        .sort([*by, "start_utc"])
-        .with_columns(pl.col("end_utc").cum_max().over(by).alias("__reach"))
-        .with_columns(
-            (pl.col("start_utc") > pl.col("__reach").shift(1).over(by) + gap)
-            .fill_null(True)
-            .cum_sum()
-            .over(by)
-            .alias("__grp")
-        )
-    )
+    clustered = _clustered(episodes.with_columns(_rank(priority)), by, gap_min)
     return (
         clustered.filter(pl.col("__rank") == pl.col("__rank").min().over([*by, "__grp"]))
         .with_columns(
             pl.col("record_id").first().over([*by, "__grp"], order_by="start_utc").alias("night_id")
         )
-        .drop("__reach", "__grp", "__rank")
+        .drop("__grp", "__rank")
     )
 
 
