@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -111,8 +112,8 @@ def ingest(
 
     settings = load_settings(config, lake)
     if tz:
-        base = settings.user(user)
-        settings.users[user] = UserSettings(**{**base.__dict__, "tz": tz})
+        base = settings.users.get(user) or UserSettings(user)
+        settings.users[user] = replace(base, tz=tz)
     options = {"start_date": date.fromisoformat(start_date)} if start_date else {}
     cands = list(runner.discover(paths, user))
     with _progress() as prog:

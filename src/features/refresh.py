@@ -83,7 +83,7 @@ def refresh_gold(
         else:
             start = end = None
             silver = load_silver(lake, settings, user, None)
-        us = {user: settings.user(user)}
+        us = {user: settings.lake_user(user)}
         nightly = build_nightly_features(silver, us, start, end)
         load = build_daily_load(silver, us, start, end)
         with store.lake_lock(lake, wait_s=600):

@@ -7,9 +7,11 @@ Environment wins over the file (``TUNEWELL_LAKE``, ``TUNEWELL_INBOX``, ``TUNEWEL
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
@@ -66,8 +68,25 @@ class Settings:
     pseudonymise_key: str | None = None
     config_path: Path | None = None
 
+    def lake_id(self, user_id: str) -> str:
+        """The id stored in the lake: a keyed hash of the user's name when a pseudonymisation
+        key is configured, so lake files and reports shared with an analyst carry no names."""
+        if not self.pseudonymise_key:
+            return user_id
+        mac = hmac.new(self.pseudonymise_key.encode(), user_id.encode(), hashlib.sha256)
+        return "u" + mac.hexdigest()[:15]
+
     def user(self, user_id: str) -> UserSettings:
-        return self.users.get(user_id) or UserSettings(user_id)
+        """Settings of a user named as in the inbox/config, carrying the lake id."""
+        u = self.users.get(user_id) or UserSettings(user_id)
+        return replace(u, user_id=self.lake_id(u.user_id))
+
+    def lake_user(self, lake_id: str) -> UserSettings:
+        """Settings of a user named by their lake id (as the gold refresh sees them)."""
+        for name, u in self.users.items():
+            if self.lake_id(name) == lake_id:
+                return replace(u, user_id=lake_id)
+        return UserSettings(lake_id)
 
     def priority_rank(self, source: str) -> int:
         try:

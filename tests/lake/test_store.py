@@ -241,3 +241,19 @@ def test_settings_from_toml_and_environment(tmp_path: Path, monkeypatch):
     assert ann.zone_periods()[-1] == ZonePeriod(date(2026, 4, 1), "America/New_York")
     monkeypatch.setenv("TUNEWELL_LAKE", str(tmp_path / "envlake"))
     assert load_settings(cfg).lake == tmp_path / "envlake"
+
+
+def test_pseudonymised_user_ids_are_keyed_hashes(tmp_path: Path):
+    from tunewell.lake.settings import Settings
+
+    s = Settings(
+        lake=tmp_path,
+        users={"ann": UserSettings("ann", tz="Europe/Berlin")},
+        pseudonymise_key="secret",
+    )
+    lake_id = s.user("ann").user_id
+    assert lake_id != "ann" and lake_id == s.lake_id("ann")
+    assert Settings(lake=tmp_path, pseudonymise_key="other").lake_id("ann") != lake_id
+    back = s.lake_user(lake_id)
+    assert (back.user_id, back.tz) == (lake_id, "Europe/Berlin")
+    assert Settings(lake=tmp_path).user("ann").user_id == "ann"
