@@ -8,6 +8,7 @@ A reader is a module in ``tunewell.ingest.formats`` with:
 - ``read(ctx) -> Iterator[tuple[str, pl.DataFrame]]``: yield ``(table, frame)`` batches already
   passed through ``ctx.conform``; stream large files in batches to keep memory bounded.
 
+A reader appends to ``ctx.notes`` what it deliberately skipped, so the run report says so.
 A reader raises ``ReadError`` (or lets any exception escape) for a file it cannot read; the runner
 quarantines the file with that message and goes on with the others.
 """
@@ -38,6 +39,8 @@ class FileContext:
     sha256: str
     user: UserSettings
     options: dict = field(default_factory=dict)  # reader options, e.g. {"start_date": date}
+    # What a reader chose not to read (e.g. Apple's export_cda.xml), reported with the file.
+    notes: list[str] = field(default_factory=list)
 
     def conform(
         self, df: pl.DataFrame, table: str, *, source: str, device: str | None = None

@@ -62,6 +62,7 @@ def build_report(run: RunReport, settings: Settings) -> dict:
         for f in run.files
         if f.status == "quarantined"
     ]
+    rep["notes"] = [{"file": f.file, "note": n} for f in run.files for n in f.notes]
     rep["merge"] = merge_counts(lake, settings, users) if users else []
     cov = coverage(lake, users) if users else pl.DataFrame()
     rep["coverage"] = (
@@ -110,6 +111,9 @@ def to_markdown(rep: dict) -> str:
             f"| `{q['file']}` | {q['format']} | {q['error'].replace('|', '/')} |"
             for q in rep["quarantine_reasons"]
         ]
+    if rep.get("notes"):
+        lines += ["", "## Notes from readers", "", "| file | note |", "|---|---|"]
+        lines += [f"| `{n['file']}` | {n['note'].replace('|', '/')} |" for n in rep["notes"]]
     if rep["merge"]:
         lines += [
             "",

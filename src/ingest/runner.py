@@ -63,6 +63,7 @@ class FileResult:
     rows: dict[str, int] = field(default_factory=dict)
     dropped_invalid: dict[str, int] = field(default_factory=dict)
     error: str = ""
+    notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -218,6 +219,7 @@ def stage_file(
                 _spill(stage, pending, staged)
                 pending, n = {}, 0
         _spill(stage, pending, staged)
+        res.notes = list(ctx.notes)
     except Exception as exc:  # whatever a reader raises is a property of this file
         shutil.rmtree(stage, ignore_errors=True)
         staged.tables.clear()

@@ -187,7 +187,7 @@ class CleanStream:
 
 
 @contextmanager
-def _open_export(path: Path, display: str) -> Iterator[IO[bytes]]:
+def _open_export(path: Path, display: str, notes: list[str]) -> Iterator[IO[bytes]]:
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
@@ -196,12 +196,12 @@ def _open_export(path: Path, display: str) -> Iterator[IO[bytes]]:
                 raise ReadError(f"{display}: zip has no {_EXPORT_DIR}/export.xml")
             skipped = [n for n in names if any(s in n for s in _SKIPPED_MEMBERS)]
             if skipped:
-                log.info(
-                    "%s: skipped %d member(s) without a lake table (CDA, ECG, routes): %s",
-                    display,
-                    len(skipped),
-                    ", ".join(skipped[:5]),
+                note = (
+                    f"skipped {len(skipped)} member(s) without a lake table (CDA, ECG, "
+                    f"routes): {', '.join(skipped[:5])}"
                 )
+                notes.append(note)
+                log.info("%s: %s", display, note)
             with zf.open(member) as fh:
                 yield fh
     else:
@@ -655,7 +655,7 @@ def read(ctx: FileContext) -> Iterator[tuple[str, pl.DataFrame]]:
     held = _Buffer(*_REC_COLS)  # sleep and effort records, needed whole at the end
     workouts = _Buffer(*_WORKOUT_COLS)
     try:
-        with _open_export(ctx.path, ctx.display) as raw:
+        with _open_export(ctx.path, ctx.display, ctx.notes) as raw:
             events = etree.iterparse(
                 CleanStream(raw),
                 events=("end",),
