@@ -75,44 +75,52 @@ def _covered_minutes(items: pl.LazyFrame, cover: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+def _grain() -> pl.Expr:
+    """Resolution class of an interval: 0 minute-ish (≤ 15 min), 1 hour-ish (≤ 2 h), 2 longer."""
+    minutes = (pl.col("end_utc") - pl.col("start_utc")).dt.total_minutes()
+    return pl.when(minutes <= 15).then(0).when(minutes <= 120).then(1).otherwise(2).alias("__grain")
+
+
 def resolve_intervals(lf: pl.LazyFrame, value: str, priority: Sequence[str]) -> pl.LazyFrame:
     """Additive interval metrics (steps): union across sources by priority, never summed.
 
-    Sources are taken in priority order; each keeps only the part of its intervals that no
-    higher-priority source covered, pro rata (a phone's hour overlapping 20 minutes of watch data
-    keeps 40/60 of its steps). A source's coverage is where it has intervals, zero counts included.
+    Layers are taken in priority order, and within a source from the finest resolution up (a
+    Fitabase export has minute, hourly and daily steps of the same day); each layer keeps only
+    the part of its intervals that no earlier layer covered, pro rata (a phone's hour overlapping
+    20 minutes of watch data keeps 40/60 of its steps). A layer's coverage is where it has
+    intervals, zero counts included.
     """
-    df = lf.with_columns(_rank(priority)).with_row_index("__i").collect()
+    df = lf.with_columns(_rank(priority), _grain()).with_row_index("__i").collect()
     if df.is_empty():
         return lf
     out = []
     cover: pl.DataFrame | None = None
-    for rank in sorted(df["__rank"].unique().to_list()):
-        for src in sorted(df.filter(pl.col("__rank") == rank)["source"].unique().to_list()):
-            part = df.filter(pl.col("source") == src)
-            if cover is not None and not cover.is_empty():
-                cov = _covered_minutes(part.lazy(), cover.lazy()).collect()
-                part = part.join(cov, on="__i", how="left").with_columns(
-                    pl.col("__covered_us").fill_null(0)
-                )
-                dur = (pl.col("end_utc") - pl.col("start_utc")).dt.total_microseconds()
-                frac = (1 - pl.col("__covered_us") / dur).clip(0, 1)
-                part = (
-                    part.with_columns((pl.col(value) * frac).alias(value), frac.alias("__f"))
-                    .filter(pl.col("__f") > 1e-9)
-                    .drop("__covered_us", "__f")
-                )
-            out.append(part)
-            src_cover = union_intervals(
-                df.filter(pl.col("source") == src).lazy().select("user_id", "start_utc", "end_utc"),
-                ["user_id"],
-            ).collect()
-            cover = (
-                src_cover
-                if cover is None
-                else union_intervals(pl.concat([cover, src_cover]).lazy(), ["user_id"]).collect()
+    layers = df.select("__rank", "source", "__grain").unique().sort("__rank", "source", "__grain")
+    for _, src, grain in layers.iter_rows():
+        layer = (pl.col("source") == src) & (pl.col("__grain") == grain)
+        part = df.filter(layer)
+        if cover is not None and not cover.is_empty():
+            cov = _covered_minutes(part.lazy(), cover.lazy()).collect()
+            part = part.join(cov, on="__i", how="left").with_columns(
+                pl.col("__covered_us").fill_null(0)
             )
-    return pl.concat(out).sort("user_id", "start_utc").drop("__i", "__rank").lazy()
+            dur = (pl.col("end_utc") - pl.col("start_utc")).dt.total_microseconds()
+            frac = (1 - pl.col("__covered_us") / dur).clip(0, 1)
+            part = (
+                part.with_columns((pl.col(value) * frac).alias(value), frac.alias("__f"))
+                .filter(pl.col("__f") > 1e-9)
+                .drop("__covered_us", "__f")
+            )
+        out.append(part)
+        layer_cover = union_intervals(
+            df.filter(layer).lazy().select("user_id", "start_utc", "end_utc"), ["user_id"]
+        ).collect()
+        cover = (
+            layer_cover
+            if cover is None
+            else union_intervals(pl.concat([cover, layer_cover]).lazy(), ["user_id"]).collect()
+        )
+    return pl.concat(out).sort("user_id", "start_utc").drop("__i", "__rank", "__grain").lazy()
 
 
 def resolve_points(

@@ -145,3 +145,13 @@ def test_the_same_workout_from_two_devices_is_kept_once():
     )
     out = resolve("workout", both.lazy(), PRIO).collect().sort("start_utc")
     assert out["source"].to_list() == ["garmin_fit", "apple_health"]
+
+
+def test_minute_hourly_and_daily_rows_of_one_source_are_not_summed():
+    minutes = steps("fitabase", T0, 120, 5)  # 06:00-08:00 minute rows: 600 steps
+    hours = steps("fitabase", T0, 4 * 60, 300, step_min=60)  # 06:00-10:00 hourly: 4 x 18000
+    day = steps("fitabase", T0 - timedelta(hours=6), 24 * 60, 1, step_min=24 * 60)
+    out = resolve("steps", pl.concat([day, hours, minutes]).lazy(), PRIO).collect()
+    # minutes where they exist, hours 08-10, and the day's total pro rata for the other 20 h
+    expected = 600 + 2 * 300 * 60 + 1440 * 20 / 24
+    assert abs(out["steps"].sum() - expected) < 1e-6
