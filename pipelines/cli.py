@@ -6,6 +6,7 @@ prints a summary a person can act on (what came in, what was rejected and why, w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -81,6 +82,18 @@ def _print_run(rep: dict) -> None:
             console.print(f"[yellow]quarantined[/] {f['file']}: {f['error']}")
 
 
+@contextlib.contextmanager
+def _second_writer_exits():
+    """A second writer gets the lock's message and exit code 3, not a traceback."""
+    from tunewell.lake.store import LakeLockedError
+
+    try:
+        yield
+    except LakeLockedError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(3) from None
+
+
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files, folders or zip archives")],
@@ -116,7 +129,7 @@ def ingest(
         settings.users[user] = replace(base, tz=tz)
     options = {"start_date": date.fromisoformat(start_date)} if start_date else {}
     cands = list(runner.discover(paths, user))
-    with _progress() as prog:
+    with _progress() as prog, _second_writer_exits():
         task = prog.add_task("reading", total=len(cands))
         report = runner.ingest_candidates(
             cands,

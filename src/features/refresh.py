@@ -86,7 +86,7 @@ def refresh_gold(
         us = {user: settings.lake_user(user)}
         nightly = build_nightly_features(silver, us, start, end)
         load = build_daily_load(silver, us, start, end)
-        with store.lake_lock(lake, wait_s=600):
+        with store.lake_lock(lake):
             for name, df in (("nightly_features", nightly), ("daily_load", load)):
                 store.upsert(lake, name, df)
                 stats.rows[name] = stats.rows.get(name, 0) + df.height

@@ -334,7 +334,7 @@ def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
                 stage="validate",
                 details={"failed": s.result.dropped_invalid},
             )
-    with _WRITE_MUTEX, lake_lock(lake, wait_s=600):
+    with _WRITE_MUTEX, lake_lock(lake):
         for tbl, df in kept.items():
             if rejected:
                 df = df.filter(~pl.col("source_file").is_in(list(rejected)))

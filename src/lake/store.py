@@ -224,7 +224,7 @@ def init_lake(lake: Path) -> Path:
 
 
 @contextlib.contextmanager
-def lake_lock(lake: Path, *, wait_s: float = 0.0) -> Iterator[Path]:
+def lake_lock(lake: Path, *, wait_s: float | None = None) -> Iterator[Path]:
     """One writer per lake. A second writer gets a clear error naming the holder.
 
     The lock is a file created with O_EXCL holding host and pid; a lock left by a process that no
@@ -232,6 +232,8 @@ def lake_lock(lake: Path, *, wait_s: float = 0.0) -> Iterator[Path]:
     """
     lake = init_lake(lake)
     path = lake / ".lock"
+    if wait_s is None:  # by default a second writer is told at once, not left hanging
+        wait_s = float(os.environ.get("TUNEWELL_LOCK_WAIT_S", "0"))
     deadline = time.monotonic() + wait_s
     while True:
         try:

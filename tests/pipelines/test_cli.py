@@ -107,3 +107,16 @@ def test_ingest_of_a_missing_path_fails_clearly(tmp_path: Path):
     )
     assert res.exit_code != 0
     assert "no such file or folder" in str(res.exception) + res.output
+
+
+def test_a_second_writer_is_told_who_holds_the_lake(tmp_path: Path):
+    from tunewell.lake.store import lake_lock
+
+    f = tmp_path / "in" / "x.csv"
+    f.parent.mkdir()
+    f.write_text("ibi_s,day,time\n")
+    lake = tmp_path / "lake"
+    with lake_lock(lake):
+        res = runner.invoke(app, ["ingest", str(f.parent), "--user", "ann", "--lake", str(lake)])
+    assert res.exit_code == 3
+    assert "being written by another tunewell process" in res.output
