@@ -53,13 +53,13 @@ import polars as pl
 from lxml import etree
 
 from tunewell.ingest.base import FileContext, ReadError
+from tunewell.ingest.nights import assign_nights
 
 SOURCE = "apple_health"
 PRIORITY = 10
 # Raw rows per flush. Well under the 200k ceiling: each flush briefly holds several copies
 # (strings, parsed columns, record ids), so 200k-row flushes alone cost ~250 MB of RSS.
 BATCH_ROWS = 50_000
-NIGHT_RULE = "noon-split/v1"
 EPISODE_GAP_MIN = 60
 AWAKENING_MIN = 5
 
@@ -333,8 +333,22 @@ def _valid_zones(names: list[str | None]) -> list[str]:
     return zones
 
 
-def _with_time(df: pl.DataFrame, end: bool = True) -> pl.DataFrame:
-    """Parse the local-with-offset strings to UTC and label the offset (see module docstring)."""
+def _zone_offset(utc_col: str, suffix: pl.Expr, zones: list[str]) -> pl.Expr:
+    """Offset at a UTC instant: that of the recorded ``HKTimeZone`` if known, else the suffix."""
+    offset = suffix
+    for z in zones:
+        local = pl.col(utc_col).dt.convert_time_zone(z).dt.replace_time_zone(None)
+        in_zone = (local - pl.col(utc_col).dt.replace_time_zone(None)).dt.total_minutes()
+        offset = pl.when(pl.col("hk_tz") == z).then(in_zone).otherwise(offset)
+    return offset.cast(pl.Int32)
+
+
+def _with_time(df: pl.DataFrame, end: bool = True, end_offset: bool = False) -> pl.DataFrame:
+    """Parse the local-with-offset strings to UTC and label the offset (see module docstring).
+
+    ``end_offset`` adds ``end_off``, the offset at the end instant: a sleep record that spans a
+    DST change or a flight ends on a different clock than it started on.
+    """
     df = df.with_columns(
         pl.col("start_s")
         .str.to_datetime(_DATE_FMT, strict=False, time_unit="us")
@@ -351,14 +365,13 @@ def _with_time(df: pl.DataFrame, end: bool = True) -> pl.DataFrame:
             .alias("end_utc")
         )
     zones = _valid_zones(df["hk_tz"].unique().to_list())
-    offset: pl.Expr = pl.col("suffix_off")
-    for z in zones:
-        local = pl.col("start_utc").dt.convert_time_zone(z).dt.replace_time_zone(None)
-        in_zone = (local - pl.col("start_utc").dt.replace_time_zone(None)).dt.total_minutes()
-        offset = pl.when(pl.col("hk_tz") == z).then(in_zone).otherwise(offset)
+    if end and end_offset:
+        df = df.with_columns(
+            _zone_offset("end_utc", _suffix_offset("end_s"), zones).alias("end_off")
+        )
     known = pl.col("hk_tz").is_in(zones) if zones else pl.lit(False)
     return df.with_columns(
-        offset.cast(pl.Int32).alias("utc_offset_min"),
+        _zone_offset("start_utc", pl.col("suffix_off"), zones).alias("utc_offset_min"),
         pl.when(known).then(pl.col("hk_tz")).otherwise(None).alias("tz_name"),
         pl.lit("record").alias("tz_source"),
     )
@@ -537,7 +550,7 @@ def sleep_frames(ctx: FileContext, raw: pl.DataFrame) -> Iterator[tuple[str, pl.
     keep TIB and leave the sleep measures null.
     """
     st = (
-        _with_time(raw)
+        _with_time(raw, end_offset=True)
         .with_columns(pl.col("value").replace_strict(SLEEP_STAGE, default=None).alias("stage"))
         .filter(
             pl.col("stage").is_not_null()
@@ -580,7 +593,7 @@ def sleep_frames(ctx: FileContext, raw: pl.DataFrame) -> Iterator[tuple[str, pl.
             pl.col("utc_offset_min").sort_by("start_utc").first(),
             pl.col("tz_name").sort_by("start_utc").first(),
             pl.col("tz_source").first(),
-            pl.col("utc_offset_min").sort_by("end_utc").last().alias("end_off"),
+            pl.col("end_off").sort_by("end_utc").last(),
         )
         .join(sleep_sum, on="ep", how="left")
         .with_columns(
@@ -602,17 +615,9 @@ def sleep_frames(ctx: FileContext, raw: pl.DataFrame) -> Iterator[tuple[str, pl.
             (pl.col("tst_min") / pl.col("tib_min") * 100)
             .clip(upper_bound=100)
             .alias("efficiency_pct"),
-            (pl.col("end_utc").dt.replace_time_zone(None) + pl.duration(minutes=pl.col("end_off")))
-            .dt.date()
-            .alias("sleep_date"),
-            (
-                pl.col("start_utc").dt.replace_time_zone(None)
-                + pl.duration(minutes=pl.col("utc_offset_min"))
-            ).alias("start_local"),
-            pl.lit(NIGHT_RULE).alias("night_rule"),
         )
     )
-    ep = _mark_main(ep)
+    ep = assign_nights(ep, end_offset="end_off")
     cols = [
         "sleep_date",
         "is_main_sleep",
@@ -630,20 +635,6 @@ def sleep_frames(ctx: FileContext, raw: pl.DataFrame) -> Iterator[tuple[str, pl.
     stages = st.join(ids, on="ep", how="left")
     yield "sleep_episode", episodes
     yield "sleep_stage", _conform(ctx, stages, "sleep_stage", ["stage", "episode_id"])
-
-
-def _mark_main(ep: pl.DataFrame) -> pl.DataFrame:
-    """The longest episode starting between 12:00 the day before and 12:00 of its sleep date."""
-    noon = pl.col("sleep_date").cast(pl.Datetime("us")) + pl.duration(hours=12)
-    in_window = (pl.col("start_local") >= noon - pl.duration(days=1)) & (
-        pl.col("start_local") < noon
-    )
-    length = pl.when(in_window).then(pl.col("tib_min")).otherwise(None)
-    ranked = ep.with_columns(length.alias("_len")).sort(
-        ["_len", "start_utc"], descending=[True, False], nulls_last=True
-    )
-    first = pl.int_range(pl.len()).over("sleep_date") == 0
-    return ranked.with_columns((in_window & first).fill_null(False).alias("is_main_sleep"))
 
 
 # --------------------------------------------------------------------------------------- read

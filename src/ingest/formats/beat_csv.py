@@ -24,7 +24,7 @@ from pathlib import Path
 import polars as pl
 
 from tunewell.ingest.base import FileContext, ReadError
-from tunewell.ingest.formats.fitbit_json import local_to_utc
+from tunewell.ingest.timeparse import local_to_utc
 
 SOURCE = "rr_csv"
 ACTIGRAPH_SOURCE = "actigraph_csv"

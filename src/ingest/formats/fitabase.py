@@ -24,7 +24,7 @@ from pathlib import Path
 import polars as pl
 
 from tunewell.ingest.base import FileContext, ReadError
-from tunewell.ingest.formats.fitbit_json import local_to_utc
+from tunewell.ingest.timeparse import local_to_utc, require_times
 
 SOURCE = "fitabase"
 PRIORITY = 30
@@ -120,7 +120,7 @@ def read(ctx: FileContext) -> Iterator[tuple[str, pl.DataFrame]]:
         yield "steps", _steps_frame(ctx, long, "ActivityMinute", "Steps", pl.duration(minutes=1))
     elif k == "heartrate_seconds":
         t = df.with_columns(t=_time(pl.col("Time"), TIME_FMT))
-        _check(ctx, t, "t")
+        require_times(ctx, t, "t")
         hr = t.select(
             start_utc=local_to_utc(pl.col("t"), user),
             bpm=pl.col("Value").cast(pl.Float64, strict=False),
@@ -129,7 +129,7 @@ def read(ctx: FileContext) -> Iterator[tuple[str, pl.DataFrame]]:
         yield "heart_rate", ctx.conform(hr, "heart_rate", source=SOURCE)
     elif k == "weight":
         t = df.with_columns(t=_time(pl.col("Date"), TIME_FMT))
-        _check(ctx, t, "t")
+        require_times(ctx, t, "t")
         w = t.select(
             start_utc=local_to_utc(pl.col("t"), user),
             metric=pl.lit("weight"),
@@ -143,12 +143,6 @@ def _time(col: pl.Expr, fmt: str) -> pl.Expr:
     return col.str.strip_chars().str.to_datetime(fmt, strict=False, time_unit="us")
 
 
-def _check(ctx: FileContext, df: pl.DataFrame, col: str) -> None:
-    bad = df[col].null_count()
-    if bad:
-        raise ReadError(f"{ctx.display}: {bad} unparseable dates")
-
-
 def _interval_steps(
     ctx: FileContext, df: pl.DataFrame, time_col: str, steps_col: str, fmt: str, length: pl.Expr
 ) -> pl.DataFrame:
@@ -159,7 +153,7 @@ def _interval_steps(
 def _steps_frame(
     ctx: FileContext, df: pl.DataFrame, time_col: str, steps_col: str, length: pl.Expr
 ) -> pl.DataFrame:
-    _check(ctx, df, time_col)
+    require_times(ctx, df, time_col)
     t = pl.col(time_col)
     out = df.select(
         start_utc=local_to_utc(t, ctx.user),
@@ -171,7 +165,7 @@ def _steps_frame(
 
 def _sleep_day(ctx: FileContext, df: pl.DataFrame) -> pl.DataFrame:
     df = df.with_columns(t=_time(pl.col("SleepDay"), TIME_FMT))
-    _check(ctx, df, "t")
+    require_times(ctx, df, "t")
     present = [c for c in SLEEP_DAY_SCORES if c in df.columns]
     long = df.unpivot(index="t", on=present, variable_name="name", value_name="value")
     out = long.select(

@@ -29,11 +29,11 @@ from pathlib import Path
 import polars as pl
 
 from tunewell.ingest.base import FileContext, ReadError
-from tunewell.lake.settings import UserSettings
+from tunewell.ingest.nights import assign_nights
+from tunewell.ingest.timeparse import local_to_utc, parse_local, require_times
 
 SOURCE = "fitbit"
 PRIORITY = 30
-NIGHT_RULE = "noon-split/v1"
 EPOCH_S = 30
 
 STAGE_MAP = {
@@ -113,43 +113,6 @@ def read(ctx: FileContext) -> Iterator[tuple[str, pl.DataFrame]]:
         raise ReadError(f"{ctx.display}: not a Fitbit JSON file this reader knows")
 
 
-# ---------------------------------------------------------------- time helpers (shared by readers)
-
-
-def _zone_to_utc(col: pl.Expr, tz: str) -> pl.Expr:
-    def attach(e: pl.Expr) -> pl.Expr:
-        return e.dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
-
-    # A clock reading inside a spring-forward gap was taken on the old offset: read it one hour on.
-    return pl.coalesce(attach(col), attach(col + pl.duration(hours=1))).dt.convert_time_zone("UTC")
-
-
-def local_to_utc(col: pl.Expr, user: UserSettings) -> pl.Expr:
-    """UTC instant of a naive local wall-clock time, using the user's zone history.
-
-    Exports without offsets are in whatever zone the wearer lived in then, so the zone period
-    whose start date is on or before the local date decides (ambiguous fall-back hours take the
-    first occurrence).
-    """
-    periods = user.zone_periods()
-    out = _zone_to_utc(col, periods[0].tz)
-    for p in periods[1:]:
-        out = pl.when(col.dt.date() >= pl.lit(p.since)).then(_zone_to_utc(col, p.tz)).otherwise(out)
-    return out.dt.cast_time_unit("us")
-
-
-def parse_local(col: pl.Expr) -> pl.Expr:
-    """Fitbit and PMData write ``2019-11-02T07:19:30.000``, ``2019-11-02 00:09:30`` or
-    ``11/02/19 00:09:30`` for the same kind of field, so accept all three."""
-    s = col.str.replace("T", " ").str.strip_suffix("Z")
-    return pl.coalesce(
-        s.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False, time_unit="us"),
-        s.str.to_datetime("%m/%d/%y %H:%M:%S", strict=False, time_unit="us"),
-        s.str.to_datetime("%Y-%m-%d", strict=False, time_unit="us"),
-        s.str.to_datetime("%m/%d/%y", strict=False, time_unit="us"),
-    )
-
-
 def _load_list(ctx: FileContext) -> list[dict]:
     try:
         with ctx.path.open("rb") as fh:
@@ -172,52 +135,47 @@ def _read_frame(ctx: FileContext, needed: tuple[str, ...]) -> pl.DataFrame:
     return df
 
 
-def _check_times(ctx: FileContext, df: pl.DataFrame, col: str) -> None:
-    bad = df[col].null_count()
-    if bad:
-        raise ReadError(f"{ctx.display}: {bad} unparseable times in {col}")
-
-
 # ---------------------------------------------------------------- sleep
 
 
+def _pluck(entries: list[dict], fields: dict[str, str]) -> dict[str, list]:
+    """Columns ``{column: [entry[key] …]}`` from JSON entries (missing keys become null)."""
+    return {col: [e.get(key) for e in entries] for col, key in fields.items()}
+
+
+_SLEEP_FIELDS = {
+    "date_of_sleep": "dateOfSleep",
+    "start": "startTime",
+    "end": "endTime",
+    "duration_ms": "duration",
+    "tst": "minutesAsleep",
+    "tib": "timeInBed",
+    "sol": "minutesToFallAsleep",
+    "waso": "minutesAwake",
+    "main": "mainSleep",
+    "vendor_eff": "efficiency",
+}
+_EXERCISE_FIELDS = {
+    "start": "startTime",
+    "duration_ms": "duration",
+    "activity": "activityName",
+    "avg_hr": "averageHeartRate",
+    "kcal": "calories",
+    "distance": "distance",
+    "unit": "distanceUnit",
+}
+
+
 def _sleep(ctx: FileContext, entries: list[dict]) -> Iterator[tuple[str, pl.DataFrame]]:
-    cols: dict[str, list] = {
-        k: []
-        for k in (
-            "log_id",
-            "date_of_sleep",
-            "start",
-            "end",
-            "duration_ms",
-            "tst",
-            "tib",
-            "sol",
-            "waso",
-            "main",
-            "vendor_eff",
-        )
-    }
+    logs: dict[str, dict] = {}
     lv: dict[str, list] = {k: [] for k in ("log_id", "at", "level", "seconds", "short")}
-    seen: set[str] = set()
     for e in entries:
         if "logId" not in e or "startTime" not in e:
             raise ReadError(f"{ctx.display}: sleep log without logId/startTime")
         log_id = str(e["logId"])
-        if log_id in seen:  # PMData repeats logs at month boundaries; the first copy is kept
+        if log_id in logs:  # PMData repeats logs at month boundaries; the first copy is kept
             continue
-        seen.add(log_id)
-        cols["log_id"].append(log_id)
-        cols["date_of_sleep"].append(e.get("dateOfSleep"))
-        cols["start"].append(e["startTime"])
-        cols["end"].append(e.get("endTime"))
-        cols["duration_ms"].append(e.get("duration"))
-        cols["tst"].append(e.get("minutesAsleep"))
-        cols["tib"].append(e.get("timeInBed"))
-        cols["sol"].append(e.get("minutesToFallAsleep"))
-        cols["waso"].append(e.get("minutesAwake"))
-        cols["main"].append(e.get("mainSleep"))
-        cols["vendor_eff"].append(e.get("efficiency"))
+        logs[log_id] = e
         levels = e.get("levels") or {}
         for short, key in ((False, "data"), (True, "shortData")):
             for d in levels.get(key) or []:
@@ -226,8 +184,9 @@ def _sleep(ctx: FileContext, entries: list[dict]) -> Iterator[tuple[str, pl.Data
                 lv["level"].append(d.get("level"))
                 lv["seconds"].append(d.get("seconds"))
                 lv["short"].append(short)
-    if not cols["log_id"]:
+    if not logs:
         return
+    cols = {"log_id": list(logs)} | _pluck(list(logs.values()), _SLEEP_FIELDS)
     ep = pl.DataFrame(
         cols,
         schema_overrides={
@@ -249,25 +208,29 @@ def _sleep(ctx: FileContext, entries: list[dict]) -> Iterator[tuple[str, pl.Data
             pl.col("start_local") + pl.duration(milliseconds=pl.col("duration_ms")),
         )
     )
-    _check_times(ctx, ep, "start_local")
-    _check_times(ctx, ep, "end_local")
+    require_times(ctx, ep, "start_local")
+    require_times(ctx, ep, "end_local")
     stages = _stage_runs(lv)
     wakes = _awakenings(stages)
     ep = ep.join(wakes, on="log_id", how="left").with_columns(
         awakenings=pl.col("awakenings").fill_null(0)
     )
-    ep = _night_assignment(ep)
     # A log keeps one clock offset throughout (its epochs run on across a DST change), so the
     # offset at the episode's start converts every time in it.
     ep = ep.with_columns(
         _off=pl.col("start_local")
         - local_to_utc(pl.col("start_local"), ctx.user).dt.replace_time_zone(None)
-    )
-    episodes = ep.select(
+    ).with_columns(
         start_utc=_minus(pl.col("start_local"), pl.col("_off")),
         end_utc=_minus(pl.col("end_local"), pl.col("_off")),
-        sleep_date=pl.col("sleep_date"),
-        is_main_sleep=pl.col("is_main_sleep"),
+        _off_min=pl.col("_off").dt.total_minutes(),
+    )
+    ep = assign_nights(ep, start_offset="_off_min").sort("start_local")
+    episodes = ep.select(
+        "start_utc",
+        "end_utc",
+        "sleep_date",
+        "is_main_sleep",
         tib_min=pl.col("tib"),
         tst_min=pl.col("tst"),
         sol_min=pl.col("sol"),
@@ -275,7 +238,7 @@ def _sleep(ctx: FileContext, entries: list[dict]) -> Iterator[tuple[str, pl.Data
         awakenings=pl.col("awakenings"),
         efficiency_pct=pl.when(pl.col("tib") > 0).then(pl.col("tst") / pl.col("tib") * 100),
         vendor_episode_id=pl.col("log_id"),
-        night_rule=pl.lit(NIGHT_RULE),
+        night_rule=pl.col("night_rule"),
     )
     episodes = ctx.conform(episodes, "sleep_episode", source=SOURCE)
     yield "sleep_episode", episodes
@@ -312,16 +275,6 @@ def _sleep(ctx: FileContext, entries: list[dict]) -> Iterator[tuple[str, pl.Data
 
 def _minus(local: pl.Expr, offset: pl.Expr) -> pl.Expr:
     return (local - offset).dt.replace_time_zone("UTC")
-
-
-def _night_assignment(ep: pl.DataFrame) -> pl.DataFrame:
-    """METRICS.md night assignment within this file: wake-up date, longest in the noon window."""
-    dur = pl.col("end_local") - pl.col("start_local")
-    window = (pl.col("start_local") + pl.duration(hours=12)).dt.date()
-    ep = ep.with_columns(sleep_date=pl.col("end_local").dt.date(), _window=window, _dur=dur)
-    ep = ep.sort(["_window", "_dur", "start_local"], descending=[False, True, False])
-    ep = ep.with_columns(is_main_sleep=pl.int_range(pl.len()).over("_window") == 0)
-    return ep.drop("_window", "_dur").sort("start_local")
 
 
 def _stage_runs(lv: dict[str, list]) -> pl.DataFrame:
@@ -419,7 +372,7 @@ def _heart_rate(ctx: FileContext) -> pl.DataFrame:
         start_utc=parse_local(pl.col("dateTime")),
         bpm=pl.col("value").struct.field("bpm").cast(pl.Float64),
     )
-    _check_times(ctx, df, "start_utc")
+    require_times(ctx, df, "start_utc")
     # heart_rate is the one Fitbit export type written in UTC.
     df = df.with_columns(pl.col("start_utc").dt.replace_time_zone("UTC"), context=pl.lit("sample"))
     return ctx.conform(df, "heart_rate", source=SOURCE)
@@ -433,7 +386,7 @@ def _steps(ctx: FileContext) -> pl.DataFrame:
         t=parse_local(pl.col("dateTime")),
         steps=pl.col("value").cast(pl.String).cast(pl.Float64, strict=False),
     )
-    _check_times(ctx, df, "t")
+    require_times(ctx, df, "t")
     df = df.filter(pl.col("steps").is_not_null()).select(
         start_utc=local_to_utc(pl.col("t"), ctx.user),
         end_utc=local_to_utc(pl.col("t") + pl.duration(minutes=1), ctx.user),
@@ -457,7 +410,7 @@ def _resting_hr(ctx: FileContext, entries: list[dict]) -> pl.DataFrame:
     # Fitbit writes value 0 with date null for days without a resting HR.
     df = df.filter(pl.col("day").is_not_null() & (pl.col("value") > 0))
     df = df.with_columns(d=parse_local(pl.col("day")))
-    _check_times(ctx, df, "d")
+    require_times(ctx, df, "d")
     df = df.select(
         start_utc=local_to_utc(pl.col("d"), ctx.user),
         end_utc=local_to_utc(pl.col("d") + pl.duration(days=1), ctx.user),
@@ -469,17 +422,7 @@ def _resting_hr(ctx: FileContext, entries: list[dict]) -> pl.DataFrame:
 
 
 def _exercise(ctx: FileContext, entries: list[dict]) -> pl.DataFrame:
-    cols: dict[str, list] = {
-        k: [] for k in ("start", "duration_ms", "activity", "avg_hr", "kcal", "distance", "unit")
-    }
-    for e in entries:
-        cols["start"].append(e.get("startTime"))
-        cols["duration_ms"].append(e.get("duration"))
-        cols["activity"].append(e.get("activityName"))
-        cols["avg_hr"].append(e.get("averageHeartRate"))
-        cols["kcal"].append(e.get("calories"))
-        cols["distance"].append(e.get("distance"))
-        cols["unit"].append(e.get("distanceUnit"))
+    cols = _pluck(entries, _EXERCISE_FIELDS)
     df = pl.DataFrame(
         cols,
         schema={
@@ -493,7 +436,7 @@ def _exercise(ctx: FileContext, entries: list[dict]) -> pl.DataFrame:
         },
     )
     df = df.with_columns(t=parse_local(pl.col("start")))
-    _check_times(ctx, df, "t")
+    require_times(ctx, df, "t")
     factor = (
         pl.col("unit")
         .str.to_lowercase()
@@ -521,7 +464,7 @@ def _sleep_score(ctx: FileContext) -> pl.DataFrame:
         raise ReadError(f"{ctx.display}: no timestamp or score columns")
     # The trailing "Z" is wrong: the value equals the sleep log's local endTime.
     df = df.with_columns(t=parse_local(pl.col("timestamp")))
-    _check_times(ctx, df, "t")
+    require_times(ctx, df, "t")
     long = df.unpivot(index="t", on=scores, variable_name="name", value_name="value")
     long = long.with_columns(pl.col("value").cast(pl.Float64, strict=False)).filter(
         pl.col("value").is_not_null()
@@ -538,4 +481,4 @@ def _sleep_score(ctx: FileContext) -> pl.DataFrame:
     )
 
 
-__all__ = ["PRIORITY", "SOURCE", "kind", "local_to_utc", "parse_local", "read", "sniff"]
+__all__ = ["PRIORITY", "SOURCE", "kind", "read", "sniff"]

@@ -39,10 +39,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import polars as pl
 from garmin_fit_sdk import Profile
@@ -55,12 +54,13 @@ from tunewell.ingest.fit_decode import (
     fit_seconds,
     from_fit_seconds,
 )
+from tunewell.ingest.nights import assign_nights
+from tunewell.ingest.timeparse import wall_to_utc, zone_on
 from tunewell.lake.settings import UserSettings
 from tunewell.lake.timezones import local_time, zone_offsets
 
 SOURCE = "garmin_fit"
 PRIORITY = 10
-NIGHT_RULE = "noon-split/v1"
 UTC_TS = pl.Datetime("us", "UTC")
 
 _STEP_TYPES = {"walking", "running"}
@@ -156,9 +156,7 @@ class Clock:
                     offset = round(diff / 900) * 15
             elif isinstance(ts, int) and ts < SYSTEM_TIME_MAX and anchor is None:
                 anchor = (ts, from_fit_seconds(local).replace(tzinfo=None))
-        tz = user.tz
-        if anchor is not None:
-            tz = [p.tz for p in user.zone_periods() if p.since <= anchor[1].date()][-1]
+        tz = user.tz if anchor is None else zone_on(user, anchor[1].date())
         return cls(offset, anchor, tz, user)
 
     def utc(self, value: Any) -> datetime | None:
@@ -169,7 +167,7 @@ class Clock:
                 return from_fit_seconds(value)
             if self.anchor is not None:
                 local = self.anchor[1] + timedelta(seconds=value - self.anchor[0])
-                return local.replace(tzinfo=ZoneInfo(self.tz)).astimezone(UTC)
+                return wall_to_utc(local, self.tz)
         return None
 
     def label(self, df: pl.DataFrame) -> pl.DataFrame:
@@ -394,15 +392,20 @@ def _sleep(msgs: FitMessages, clock: Clock, emit: Emit) -> Iterator[tuple[str, p
     )
     stages = seq.filter(pl.col("stage").is_in(_STAGES))
     episode = _episode_metrics(seq, first, end)
-    sleep_date = clock.local_dates(pl.Series([end]))[0]
-    noon = datetime.combine(sleep_date, time(12))
-    local_start = clock.local_times(pl.Series([first]))[0]
+    bounds = pl.Series([first, end], dtype=UTC_TS)
+    offs = (clock.local_times(bounds) - bounds.dt.replace_time_zone(None)).dt.total_minutes()
+    night = assign_nights(
+        _frame({"start_utc": [first], "end_utc": [end], "_s": [offs[0]], "_e": [offs[1]]}),
+        start_offset="_s",
+        end_offset="_e",
+    ).row(0, named=True)
+    sleep_date = night["sleep_date"]
     episode |= {
         "start_utc": [first],
         "end_utc": [end],
         "sleep_date": [sleep_date],
-        "is_main_sleep": [noon - timedelta(days=1) <= local_start < noon],
-        "night_rule": [NIGHT_RULE],
+        "is_main_sleep": [night["is_main_sleep"]],
+        "night_rule": [night["night_rule"]],
     }
     ep = emit(_frame(episode), "sleep_episode")
     yield "sleep_episode", ep

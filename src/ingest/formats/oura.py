@@ -23,11 +23,11 @@ from typing import Any
 import polars as pl
 
 from tunewell.ingest.base import FileContext, ReadError
+from tunewell.ingest.nights import assign_nights
 
 SOURCE = "oura"
 PRIORITY = 20
 DEVICE = "oura_ring"
-NIGHT_RULE = "noon-split/v1"
 EPOCH_S = 300
 
 _KEYS = (
@@ -280,32 +280,6 @@ def _collect(data: Any) -> _Acc:
                 rec.get("timestamp"),
             )
     return acc
-
-
-def assign_nights(df: pl.DataFrame) -> pl.DataFrame:
-    """Add ``sleep_date``, ``is_main_sleep`` and ``night_rule`` (METRICS.md noon split).
-
-    Computed within one file; the pipeline re-derives main sleep across files and sources.
-    Needs ``start_utc``/``end_utc`` (naive UTC or tz-aware) and ``utc_offset_min``.
-    """
-    off = pl.duration(minutes=pl.col("utc_offset_min"))
-    start_local = pl.col("start_utc").dt.replace_time_zone(None) + off
-    end_local = pl.col("end_utc").dt.replace_time_zone(None) + off
-    sleep_date = end_local.dt.date()
-    noon = sleep_date.cast(pl.Datetime("us")) + pl.duration(hours=12)
-    eligible = (start_local >= noon - pl.duration(days=1)) & (start_local < noon)
-    length = pl.when(eligible).then(pl.col("end_utc") - pl.col("start_utc"))
-    return (
-        df.with_columns(sleep_date.alias("sleep_date"), length.alias("__len"))
-        .with_columns(
-            (
-                pl.col("__len").is_not_null()
-                & (pl.col("__len").rank("ordinal", descending=True).over("sleep_date") == 1)
-            ).alias("is_main_sleep"),
-            pl.lit(NIGHT_RULE).alias("night_rule"),
-        )
-        .drop("__len")
-    )
 
 
 def _epochs(sleeps: pl.DataFrame) -> pl.DataFrame:

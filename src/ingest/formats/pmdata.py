@@ -15,6 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from tunewell.ingest.base import FileContext, ReadError
+from tunewell.ingest.timeparse import require_times
 from tunewell.lake.timezones import local_date
 
 SOURCE = "pmdata"
@@ -73,15 +74,9 @@ def read(ctx: FileContext) -> Iterator[tuple[str, pl.DataFrame]]:
         raise ReadError(f"{ctx.display}: not a PMData wellness or srpe file")
 
 
-def _check(ctx: FileContext, df: pl.DataFrame, col: str) -> None:
-    bad = df[col].null_count()
-    if bad:
-        raise ReadError(f"{ctx.display}: {bad} unparseable times in {col}")
-
-
 def _wellness(ctx: FileContext, df: pl.DataFrame) -> pl.DataFrame:
     df = df.with_columns(start_utc=_utc("effective_time_frame"))
-    _check(ctx, df, "start_utc")
+    require_times(ctx, df, "start_utc")
     items = [c for c in WELLNESS_ITEMS if c in df.columns]
     long = df.unpivot(index="start_utc", on=items, variable_name="item", value_name="value")
     long = long.with_columns(pl.col("value").cast(pl.Float64, strict=False)).filter(
@@ -96,7 +91,7 @@ def _srpe(ctx: FileContext, df: pl.DataFrame) -> pl.DataFrame:
     df = df.with_columns(
         end_utc=_utc("end_date_time"), minutes=pl.col("duration_min").cast(pl.Float64, strict=False)
     )
-    _check(ctx, df, "end_utc")
+    require_times(ctx, df, "end_utc")
     names = (
         pl.col("activity_names")
         .str.extract_all(r"[A-Za-z_]+(?: [A-Za-z_]+)*")
