@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import polars as pl
 
+from tunewell.lake.merge import clustered
+
 NIGHT_RULE = "noon-split/v1"
 ASLEEP = ("light", "deep", "rem", "asleep")
 STAGED = ("light", "deep", "rem")
+SPLIT_NIGHT_GAP_MIN = 60.0  # DESIGN.md: episodes within 60 min of each other are one
 AWAKENING_MIN = 5.0  # wake bouts strictly longer than this count (Ohayon et al. 2017)
 
 
@@ -155,8 +158,61 @@ def _midpoint_offset(eps: pl.LazyFrame, stages: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+def join_split_nights(
+    episodes: pl.LazyFrame, stages: pl.LazyFrame, gap_min: float = SPLIT_NIGHT_GAP_MIN
+) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """Episodes of one source less than ``gap_min`` apart are one sleep (DESIGN.md, merging).
+
+    A night interrupted by 40 min up with a child is one night with a long awakening, not a
+    main sleep plus a "nap". The parts become one episode under the first part's id, spanning
+    both; its stages keep their times, so the gap counts as wake after sleep onset. Vendor
+    summaries (used only for episodes without stages) are added up.
+    """
+    grp = ["user_id", "source", "__grp"]
+    eps = clustered(episodes, ["user_id", "source"], gap_min)
+    summed = ("tst_min", "waso_min", "awakenings")
+    first = (
+        pl.all()
+        .exclude(*grp, "end_utc", "sleep_date", *summed)
+        .sort_by(pl.col("start_utc"))
+        .first()
+    )
+    joined = (
+        eps.group_by(grp)
+        .agg(
+            first,
+            pl.col("end_utc").max(),
+            pl.col("sleep_date").sort_by("end_utc").last(),
+            *[
+                pl.when(pl.col(c).is_not_null().any()).then(pl.col(c).sum()).alias(c)
+                for c in summed
+            ],
+            pl.len().alias("__parts"),
+        )
+        .with_columns(
+            pl.when(pl.col("__parts") > 1)
+            .then(pl.col("tst_min") / _minutes("start_utc", "end_utc") * 100)
+            .otherwise(pl.col("efficiency_pct"))
+            .alias("efficiency_pct")
+        )
+        .drop("__grp", "__parts")
+        .select(episodes.collect_schema().names())
+    )
+    remap = eps.select(
+        pl.col("record_id").alias("episode_id"),
+        pl.col("record_id").sort_by("start_utc").first().over(grp).alias("__night"),
+    )
+    stages = (
+        stages.join(remap, on="episode_id", how="left")
+        .with_columns(pl.coalesce("__night", "episode_id").alias("episode_id"))
+        .drop("__night")
+    )
+    return joined, stages
+
+
 def nightly_sleep(episodes: pl.LazyFrame, stages: pl.LazyFrame) -> pl.LazyFrame:
     """One row per user and sleep date: the main sleep's features plus nap count and minutes."""
+    episodes, stages = join_split_nights(episodes, stages)
     ef = episode_features(episodes, stages)
     naps = (
         ef.filter(~pl.col("is_main"))

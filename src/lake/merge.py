@@ -29,7 +29,7 @@ def _rank(priority: Sequence[str]) -> pl.Expr:
     )
 
 
-def _clustered(lf: pl.LazyFrame, by: Sequence[str], gap_min: float) -> pl.LazyFrame:
+def clustered(lf: pl.LazyFrame, by: Sequence[str], gap_min: float) -> pl.LazyFrame:
     """Sort by start and number the clusters (``__grp``) of intervals that overlap or lie within
     ``gap_min`` of each other: a new cluster starts where an interval begins after the latest end
     seen so far plus the gap."""
@@ -52,7 +52,7 @@ def _clustered(lf: pl.LazyFrame, by: Sequence[str], gap_min: float) -> pl.LazyFr
 def union_intervals(lf: pl.LazyFrame, by: Sequence[str], gap_min: float = 0) -> pl.LazyFrame:
     """Merge intervals per group that overlap or lie within ``gap_min`` of each other."""
     return (
-        _clustered(lf, by, gap_min)
+        clustered(lf, by, gap_min)
         .group_by([*by, "__grp"])
         .agg(pl.col("start_utc").min(), pl.col("end_utc").max())
         .drop("__grp")
@@ -147,9 +147,9 @@ def resolve_episodes(
     once, from the preferred source.
     """
     by = ["user_id"]
-    clustered = _clustered(episodes.with_columns(_rank(priority)), by, gap_min)
+    clustered_eps = clustered(episodes.with_columns(_rank(priority)), by, gap_min)
     return (
-        clustered.filter(pl.col("__rank") == pl.col("__rank").min().over([*by, "__grp"]))
+        clustered_eps.filter(pl.col("__rank") == pl.col("__rank").min().over([*by, "__grp"]))
         .with_columns(
             pl.col("record_id").first().over([*by, "__grp"], order_by="start_utc").alias("night_id")
         )

@@ -360,11 +360,6 @@ def test_split_night_shares_a_night_after_merge(tmp_path, tsettings):
     assert resolved.height == 2 and resolved["night_id"].n_unique() == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="features.sleep.nightly_sleep ignores night_id: the shorter part of a split night "
-    "is counted as a nap, so the night's TST is the main part's only (260, not 440 min)",
-)
 def test_split_night_counts_as_one_nights_sleep(tmp_path, tsettings):
     t = split_night(tmp_path, tsettings)
     silver = {"sleep_episode": t["sleep_episode"].lazy(), "sleep_stage": t["sleep_stage"].lazy()}
