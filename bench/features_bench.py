@@ -4,11 +4,14 @@ Usage (from the project root)::
 
     .venv/bin/python bench/features_bench.py --people 100 --days 365 --rr-minutes 30
 
-Data: ``tunewell.synth.people.simulate`` turned into silver frames (sleep stages and episodes,
-minute steps and HR, workouts) plus RR beats for the first ``--rr-minutes`` of every night, written
-to Parquet once. Each implementation then runs in its own subprocess so its peak RSS
-(``ru_maxrss``) is its own; wall time covers reading the Parquet and computing. The outputs are
-compared column by column before any timing is reported, and a mismatch aborts the run.
+Data: person by person, ``tunewell.synth.people`` simulates one person-year (person ``i`` is the
+same whatever the population size), turned into silver frames (sleep stages and episodes, minute
+steps and HR, workouts) plus RR beats for the first ``--rr-minutes`` of every night, and written
+to Parquet in the person's own folder, so generating 100 people never holds more than one.
+Each implementation then runs in its own subprocess and loops over the people the way the
+nightly flow does (``refresh.py`` builds one user at a time), so its peak RSS (``ru_maxrss``) is
+its own and bounded by one person; wall time covers reading the Parquet and computing. The
+outputs are compared column by column before any timing is reported, and a mismatch aborts.
 """
 
 from __future__ import annotations
@@ -44,44 +47,58 @@ COMPARE = (
 )
 
 
+def simulate_one(index: int, days: int, seed: int):
+    """Person ``index`` of ``simulate(n, days, seed)`` for any n > index, without the others."""
+    from tunewell.synth import people as sp
+
+    p = sp.make_people(index + 1, seed)[index]
+    b = sp._person_block(p, index, seed, sp.DEFAULT_START, days)
+    ts = {
+        "nights": ("bed_utc", "onset_utc", "wake_utc", "out_utc"),
+        "stages": ("start_utc", "end_utc"),
+        "hrv5": ("start_utc",),
+        "minutes": ("start_utc",),
+        "workouts": ("start_utc", "end_utc"),
+    }
+    frames = {k: b[k].with_columns([sp._ts(c) for c in cols]) for k, cols in ts.items()}
+    return sp.Population(people=[p], tz_history={p.user_id: b["hist"]}, **frames)
+
+
 def generate(people: int, days: int, rr_minutes: int, out: Path) -> dict:
     from tests.features.test_build import silver_from_population, users_of
-    from tunewell.synth.people import simulate
 
-    pop = simulate(n_users=people, days=days, seed=7)
-    users = users_of(pop)
-    silver = silver_from_population(pop, users, rr_minutes=rr_minutes)
-    rows = {}
-    for name in TABLES:
-        df = silver[name].collect()
-        df.write_parquet(out / f"{name}.parquet")
-        rows[name] = df.height
-    (out / "users.json").write_text(
-        json.dumps(
-            {
-                u: {
-                    "tz": s.tz,
-                    "sex": s.sex,
-                    "hr_max": s.hr_max,
-                    "tz_history": [[str(p.since), p.tz] for p in s.tz_history],
-                }
-                for u, s in users.items()
-            }
-        )
-    )
+    rows: dict[str, int] = dict.fromkeys(TABLES, 0)
+    meta = {}
+    for i in range(people):
+        pop = simulate_one(i, days, seed=7)
+        users = users_of(pop)
+        silver = silver_from_population(pop, users, rr_minutes=rr_minutes)
+        (uid,) = users
+        d = out / uid
+        d.mkdir()
+        for name in TABLES:
+            df = silver[name].collect()
+            df.write_parquet(d / f"{name}.parquet")
+            rows[name] += df.height
+        s = users[uid]
+        meta[uid] = {
+            "tz": s.tz,
+            "sex": s.sex,
+            "hr_max": s.hr_max,
+            "tz_history": [[str(p.since), p.tz] for p in s.tz_history],
+        }
+        print(f"generated {uid}", file=sys.stderr, flush=True)
+    (out / "users.json").write_text(json.dumps(meta))
     return rows
 
 
-def run_polars(data: Path, out: Path) -> None:
+def _users(data: Path) -> dict:
     from datetime import date
 
-    import polars as pl
-
-    from tunewell.features.build import build_nightly_features
     from tunewell.lake.settings import UserSettings, ZonePeriod
 
     raw = json.loads((data / "users.json").read_text())
-    users = {
+    return {
         u: UserSettings(
             u,
             tz=v["tz"],
@@ -91,32 +108,52 @@ def run_polars(data: Path, out: Path) -> None:
         )
         for u, v in raw.items()
     }
-    silver = {n: pl.scan_parquet(data / f"{n}.parquet") for n in TABLES}
-    build_nightly_features(silver, users).write_parquet(out)
 
 
-def run_pandas(data: Path, out: Path) -> None:
+def run_polars(data: Path, uid: str, user, out: Path) -> None:
+    import polars as pl
+
+    from tunewell.features.build import build_nightly_features
+
+    silver = {n: pl.scan_parquet(data / uid / f"{n}.parquet") for n in TABLES}
+    build_nightly_features(silver, {uid: user}).write_parquet(out)
+
+
+def run_pandas(data: Path, uid: str, user, out: Path) -> None:
     import pandas as pd
 
     from bench.pandas_reference import nightly_features
 
-    tables = {n: pd.read_parquet(data / f"{n}.parquet") for n in TABLES}
+    tables = {n: pd.read_parquet(data / uid / f"{n}.parquet") for n in TABLES}
     nightly_features(tables).to_parquet(out)
 
 
 def child(impl: str, data: Path, out: Path) -> None:
+    users = _users(data)
+    run = run_polars if impl == "polars" else run_pandas
+    out.mkdir(exist_ok=True)
+    per = []
     t0 = time.perf_counter()
-    (run_polars if impl == "polars" else run_pandas)(data, out)
+    for uid, user in users.items():
+        t = time.perf_counter()
+        run(data, uid, user, out / f"{uid}.parquet")
+        per.append(time.perf_counter() - t)
     wall = time.perf_counter() - t0
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"impl": impl, "seconds": wall, "peak_rss_mb": rss_mb}))
+    print(json.dumps({"impl": impl, "seconds": wall, "per_person": per, "peak_rss_mb": rss_mb}))
 
 
 def compare(pl_out: Path, pd_out: Path) -> int:
     import polars as pl
 
-    a = pl.read_parquet(pl_out)
-    b = pl.read_parquet(pd_out).with_columns(pl.col("sleep_date").cast(pl.Date))
+    a = pl.concat([pl.read_parquet(f) for f in sorted(pl_out.glob("*.parquet"))])
+    b = pl.concat(
+        [
+            pl.read_parquet(f).with_columns(pl.col("sleep_date").cast(pl.Date))
+            for f in sorted(pd_out.glob("*.parquet"))
+        ],
+        how="vertical_relaxed",
+    )
     keys = ["user_id", "sleep_date"]
     j = a.filter(pl.col("sleep_ok")).join(b, on=keys, how="inner", suffix="_ref")
     if j.height != a.filter(pl.col("sleep_ok")).height:
@@ -130,11 +167,29 @@ def compare(pl_out: Path, pd_out: Path) -> int:
     return j.height
 
 
+def _versions() -> str:
+    import os
+    import platform
+
+    import pandas as pd
+    import polars as pl
+
+    return (
+        f"Python {platform.python_version()}, polars {pl.__version__}, pandas {pd.__version__}, "
+        f"numpy {np.__version__}; {os.cpu_count()} cores, "
+        f"{os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2**30:.0f} GB RAM"
+    )
+
+
 def write_readme(args: argparse.Namespace, rows: dict, nights: int, res: list[dict]) -> None:
     readme = ROOT / "bench" / "README.md"
     head = readme.read_text().split("## Results")[0] if readme.exists() else ""
     lines = [
         "## Results",
+        "",
+        f"Machine: {_versions()}.",
+        "Command: `.venv/bin/python bench/features_bench.py "
+        f"--people {args.people} --days {args.days} --rr-minutes {args.rr_minutes}`.",
         "",
         f"`{args.people}` people × `{args.days}` days, RR beats for the first "
         f"{args.rr_minutes} min of each night; input rows: "
@@ -144,11 +199,16 @@ def write_readme(args: argparse.Namespace, rows: dict, nights: int, res: list[di
         + ", ".join(f"`{c}`" for c in COMPARE)
         + ".",
         "",
-        "| implementation | wall time (s) | peak RSS (MB) |",
-        "|---|---|---|",
+        "| implementation | total (s) | per person median (s) | per person max (s) "
+        "| peak RSS (MB) |",
+        "|---|---|---|---|---|",
     ]
     for r in res:
-        lines.append(f"| {r['impl']} | {r['seconds']:.1f} | {r['peak_rss_mb']:.0f} |")
+        per = np.array(r["per_person"])
+        lines.append(
+            f"| {r['impl']} | {r['seconds']:.1f} | {np.median(per):.2f} | {per.max():.2f} "
+            f"| {r['peak_rss_mb']:.0f} |"
+        )
     lines.append("")
     readme.write_text(head + "\n".join(lines))
 
@@ -170,7 +230,7 @@ def main() -> None:
         rows = generate(args.people, args.days, args.rr_minutes, data)
         res, outs = [], {}
         for impl in ("polars", "pandas"):
-            outs[impl] = data / f"{impl}_out.parquet"
+            outs[impl] = data / f"{impl}_out"
             p = subprocess.run(
                 [
                     sys.executable,
@@ -191,7 +251,7 @@ def main() -> None:
         nights = compare(outs["polars"], outs["pandas"])
     write_readme(args, rows, nights, res)
     for r in res:
-        print(f"{r['impl']:7s} {r['seconds']:8.1f} s {r['peak_rss_mb']:8.0f} MB")
+        print(f"{r['impl']:7s} {r['seconds']:8.1f} s {r['peak_rss_mb']:8.0f} MB", flush=True)
 
 
 if __name__ == "__main__":

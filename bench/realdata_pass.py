@@ -27,21 +27,29 @@ RUNS = [
     ("Apple Health (apple-health-analyzer)", "apple-health/apple-health-analyzer", "apple2", {}),
     ("Apple Health (healthkit-to-sqlite)", "apple-health/healthkit-to-sqlite", "apple3", {}),
     ("Fitbit JSON + self-reports (PMData p01)", "pmdata/p01", "p01", {}),
-    ("Fitabase CSV (one participant)", "fitbit-fitabase", "fitabase",
-     {"fitabase_id": "6962181067"}),
+    (
+        "Fitabase CSV (one participant)",
+        "fitbit-fitabase",
+        "fitabase",
+        {"fitabase_id": "6962181067"},
+    ),
     ("Google Fit Takeout", "google-fit", "gfit", {}),
-    ("MMASH RR + actigraphy (user_1)", "mmash/user_1", "mmash1",
-     {"start_date": date(2020, 1, 6)}),
+    ("MMASH RR + actigraphy (user_1)", "mmash/user_1", "mmash1", {"start_date": date(2020, 1, 6)}),
 ]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--shared", type=Path,
-                    default=Path(__file__).resolve().parents[1].parent / "shared" / "data")
+    ap.add_argument(
+        "--shared",
+        type=Path,
+        default=Path(__file__).resolve().parents[1].parent / "shared" / "data",
+    )
     args = ap.parse_args()
-    lines = ["| format | folder | files | ingested | quarantined | skipped | rows per table | s |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| format | folder | files | ingested | quarantined | skipped | rows per table | s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     notes = []
     for label, rel, user, opts in RUNS:
         folder = args.shared / rel
@@ -59,9 +67,12 @@ def main() -> None:
             f"| {label} | {rel} | {len(rep.files)} | {rep.count('ingested')} | "
             f"{rep.count('quarantined')} | {rep.count('skipped')} | {row_txt} | {dt:.1f} |"
         )
-        notes += [f"- {label}: `{Path(f.file).name}` quarantined: {f.error}"
-                  for f in rep.files if f.status == "quarantined"]
-    text = "\n".join(lines + [""] + notes) + "\n"
+        notes += [
+            f"- {label}: `{Path(f.file).name}` quarantined: {f.error}"
+            for f in rep.files
+            if f.status == "quarantined"
+        ]
+    text = "\n".join([*lines, "", *notes]) + "\n"
     print(text)
     out = Path(__file__).parent / "out"
     out.mkdir(exist_ok=True)

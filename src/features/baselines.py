@@ -16,11 +16,25 @@ ACUTE_MIN = 4
 CHRONIC_DAYS = 60
 CHRONIC_MIN = 14
 SWC_FACTOR = 0.5
+MAD_SCALE = 1.4826  # makes the MAD a consistent estimator of σ for normal data
 # Chronic window: the 60 days before the acute week, i.e. offsets 7..66 days.
 LOOKBACK_DAYS = ACUTE_DAYS + CHRONIC_DAYS - 1
 
 SERIES = ("ln_rmssd", "resting_hr", "hr_sleep_mean", "tst_min", "midpoint_h")
-STATS = ("b7", "n7", "mu60", "sd60", "n60", "swc", "z", "cv7", "calibrating")
+STATS = (
+    "b7",
+    "n7",
+    "mu60",
+    "sd60",
+    "n60",
+    "swc",
+    "z",
+    "med60",
+    "mad60",
+    "zr",
+    "cv7",
+    "calibrating",
+)
 
 
 def date_spine(df: pl.LazyFrame, date_col: str = "sleep_date") -> pl.LazyFrame:
@@ -54,6 +68,9 @@ def window_rows(values: pl.LazyFrame, lo: int, hi: int, date_col: str) -> pl.Laz
 def baselines(nightly: pl.LazyFrame, series: tuple[str, ...] = SERIES) -> pl.LazyFrame:
     """Acute mean, chronic range, SWC, z-score, CV_7 and calibrating flag for each series.
 
+    The robust z (``_zr``: median and 1.4826·MAD of the same chronic window) keeps one sick week
+    or a run of artefact nights in the baseline from inflating σ and hiding the next change.
+
     ``ln_rmssd`` is only compared with values of the same ``rmssd_window`` (METRICS.md: windows
     are never mixed), so a WHOOP last-slow-wave night does not enter a nightly-RMSSD baseline.
     """
@@ -82,6 +99,8 @@ def baselines(nightly: pl.LazyFrame, series: tuple[str, ...] = SERIES) -> pl.Laz
             xc.mean().alias(f"{s}_mu60"),
             xc.std(ddof=1).alias(f"{s}_sd60"),
             xc.count().cast(pl.Int32).alias(f"{s}_n60"),
+            xc.median().alias(f"{s}_med60"),
+            (MAD_SCALE * (xc - xc.median()).abs().median()).alias(f"{s}_mad60"),
         ]
     agg = w.group_by("user_id", "sleep_date", maintain_order=True).agg(aggs)
     out = nightly.select("user_id", "sleep_date", *series).join(
@@ -99,6 +118,11 @@ def baselines(nightly: pl.LazyFrame, series: tuple[str, ...] = SERIES) -> pl.Laz
             pl.when(c_ok & (pl.col(f"{s}_sd60") > 0))
             .then((pl.col(s) - pl.col(f"{s}_mu60")) / pl.col(f"{s}_sd60"))
             .alias(f"{s}_z"),
+            pl.when(c_ok).then(pl.col(f"{s}_med60")).alias(f"{s}_med60"),
+            pl.when(c_ok).then(pl.col(f"{s}_mad60")).alias(f"{s}_mad60"),
+            pl.when(c_ok & (pl.col(f"{s}_mad60") > 0))
+            .then((pl.col(s) - pl.col(f"{s}_med60")) / pl.col(f"{s}_mad60"))
+            .alias(f"{s}_zr"),
             pl.when(a_ok & (pl.col(f"{s}_b7") != 0))
             .then(pl.col(f"_{s}_sd7") / pl.col(f"{s}_b7").abs() * 100)
             .alias(f"{s}_cv7"),

@@ -105,14 +105,18 @@ def build_nightly_features(
             how="left",
         )
     )
-    intervals = sleep.sleep_intervals(eps, stages)
+    steps = _silver(silver, "steps").filter(flt)
+    hr = _silver(silver, "heart_rate").filter(flt)
+    wear = circadian.wear_intervals(eps, steps, hr)
     f = (
-        f.join(circadian.sri(intervals, main), on=["user_id", "sleep_date"], how="left")
+        f.join(
+            circadian.sri(sleep.sleep_intervals(eps, stages), wear, main),
+            on=["user_id", "sleep_date"],
+            how="left",
+        )
         .join(circadian.timing(main), on=["user_id", "sleep_date"], how="left")
         .join(
-            circadian.rest_activity(
-                circadian.hourly_activity(_silver(silver, "steps").filter(flt)), spine
-            ),
+            circadian.rest_activity_any(steps, hr, spine),
             on=["user_id", "sleep_date"],
             how="left",
         )
@@ -152,7 +156,6 @@ def build_daily_load(
         _silver(silver, "workout").filter(flt),
         _silver(silver, "heart_rate").filter(flt),
         users,
-        _silver(silver, "vitals").filter(flt),
     )
     if start is not None:
         d = d.filter(pl.col("date") >= start)

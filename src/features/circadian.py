@@ -23,131 +23,130 @@ SJL_MIN_FREE, SJL_MIN_WORK = 2, 3
 RAR_DAYS = 7  # IS/IV/L5/M10 over the 7 complete local days before the sleep date
 
 
-def _local_min(utc: str, day: pl.Expr) -> pl.Expr:
-    """Local minutes after local noon of the day before ``day`` (the noon-split frame)."""
-    local = pl.col(utc).dt.replace_time_zone(None) + pl.duration(minutes=pl.col("utc_offset_min"))
-    noon = (day - pl.duration(days=1)).cast(pl.Datetime("us")) + pl.duration(hours=12)
-    return (local - noon).dt.total_microseconds() / 60e6
+EPOCH_US = 60_000_000
+# Local time + 12 h puts the noon-to-noon frame of sleep date d on calendar day d, so a frame's
+# epochs are simply the minutes of one (shifted) day: day = lm // 1440, minute = lm % 1440.
+FRAME_SHIFT_MIN = 720
+WEAR_MAX_ROW_MIN = 60.0  # longer step rows (hourly/daily totals) say nothing about a minute
+SUMMARY_HR = ("daily_avg", "daily_min", "daily_max")
 
 
-def sleep_frames(intervals: pl.LazyFrame) -> pl.LazyFrame:
-    """Clip asleep intervals to noon-to-noon frames: (user, day, s, e) in minutes 0..1440.
+def _local_us(col: str) -> pl.Expr:
+    return pl.col(col).dt.replace_time_zone(None).dt.epoch("us") + pl.col("utc_offset_min").cast(
+        pl.Int64
+    ) * (60 * 1_000_000)
 
-    Frame ``d`` runs from local noon of d−1 to local noon of d, the same split as the night
-    assignment, so a night is never cut in two. An interval is shorter than a day, so it touches
-    at most two frames.
+
+def _epochs(lf: pl.LazyFrame, rule: str) -> pl.LazyFrame:
+    """Frame minutes (``lm``) of each interval row, one row per minute.
+
+    ``rule`` "mid": the epochs whose midpoint lies in [start, end), so adjoining intervals
+    never share a minute (sleep state). "touch": every minute the row touches, a point sample
+    (null end) its own minute (wear evidence).
     """
-    local_start = pl.col("start_utc").dt.replace_time_zone(None) + pl.duration(
-        minutes=pl.col("utc_offset_min")
+    s = _local_us("start_utc")
+    dur = (pl.col("end_utc") - pl.col("start_utc")).dt.total_microseconds()
+    if rule == "mid":
+        a = s - EPOCH_US // 2
+        first, last = -((-a) // EPOCH_US), -((-(a + dur)) // EPOCH_US)
+    else:
+        first = s // EPOCH_US
+        last = pl.max_horizontal(-((-(s + dur.fill_null(0))) // EPOCH_US), first + 1)
+    b = lf.select("user_id", first.alias("_f"), last.alias("_l"))
+    # Minute rows and point samples (nearly all wear rows) need no list round trip.
+    single = b.filter(pl.col("_l") - pl.col("_f") == 1).select("user_id", lm=pl.col("_f"))
+    multi = (
+        b.filter(pl.col("_l") - pl.col("_f") > 1)
+        .select("user_id", pl.int_ranges("_f", "_l").alias("lm"))
+        .explode("lm")
     )
-    first = (local_start + pl.duration(hours=12)).dt.date()
-    parts = [
-        intervals.with_columns((first + pl.duration(days=i)).cast(pl.Date).alias("day"))
-        for i in (0, 1)
-    ]
-    both = pl.concat(parts)
-    return (
-        both.with_columns(
-            _local_min("start_utc", pl.col("day")).clip(0, DAY_MIN).alias("s"),
-            (
-                _local_min("start_utc", pl.col("day"))
-                + (pl.col("end_utc") - pl.col("start_utc")).dt.total_microseconds() / 60e6
-            )
-            .clip(0, DAY_MIN)
-            .alias("e"),
-        )
-        .filter(pl.col("e") > pl.col("s"))
-        .select("user_id", "day", "s", "e")
+    return pl.concat([single, multi], how="vertical_relaxed").select(
+        "user_id", (pl.col("lm") + FRAME_SHIFT_MIN).cast(pl.Int64)
     )
 
 
-def _merge(frames: pl.LazyFrame) -> pl.LazyFrame:
-    """Merge overlapping/touching intervals per frame so overlaps are not double counted."""
-    return (
-        frames.sort("user_id", "day", "s")
-        .with_columns(
-            (pl.col("s") > pl.col("e").cum_max().shift(1).over("user_id", "day"))
-            .fill_null(True)
-            .cum_sum()
-            .over("user_id", "day")
-            .alias("_g")
-        )
-        .group_by("user_id", "day", "_g")
-        .agg(pl.col("s").min(), pl.col("e").max())
-        .drop("_g")
-    )
+def wear_intervals(episodes: pl.LazyFrame, steps: pl.LazyFrame, hr: pl.LazyFrame) -> pl.LazyFrame:
+    """Intervals with evidence the device was worn: sleep episodes, minute-level steps, HR samples.
 
-
-def sri(intervals: pl.LazyFrame, valid_days: pl.LazyFrame) -> pl.LazyFrame:
-    """Sleep Regularity Index (Phillips et al. 2017) over the last 7 day pairs.
-
-    With 1-min epochs the share of epochs in the same state 24 h apart is
-    1 − |S_d Δ S_{d−1}| / 1440, and |A Δ B| = |A| + |B| − 2|A ∩ B|, so interval overlaps give
-    the exact epoch count without materialising minutes. A frame counts as valid (all its
-    epochs) when the person has a recorded sleep for that date; minutes of unrecorded days are
-    invalid, so a pair has either 100 % or 0 % valid epochs.
+    Day totals (long step rows, daily HR summaries) are left out: they do not show that any
+    particular minute was observed.
     """
-    fr = _merge(sleep_frames(intervals))
-    tot = fr.group_by("user_id", "day").agg((pl.col("e") - pl.col("s")).sum().alias("tot"))
-    prev = fr.select(
+    cols = ["user_id", "start_utc", "end_utc", "utc_offset_min"]
+    dur = (pl.col("end_utc") - pl.col("start_utc")).dt.total_seconds() / 60
+    st = steps.filter(dur.fill_null(0) <= WEAR_MAX_ROW_MIN).select(cols)
+    h = hr.filter(~pl.col("context").is_in(SUMMARY_HR).fill_null(False)).select(
         "user_id",
-        (pl.col("day") + pl.duration(days=1)).cast(pl.Date).alias("day"),
-        pl.col("s").alias("ps"),
-        pl.col("e").alias("pe"),
+        "start_utc",
+        pl.lit(None, pl.Datetime("us", "UTC")).alias("end_utc"),
+        "utc_offset_min",
     )
-    inter = (
-        fr.join(prev, on=["user_id", "day"])
-        .with_columns(
-            (pl.min_horizontal("e", "pe") - pl.max_horizontal("s", "ps"))
-            .clip(lower_bound=0)
-            .alias("ov")
-        )
-        .group_by("user_id", "day")
-        .agg(pl.col("ov").sum())
+    return pl.concat([episodes.select(cols), st, h], how="vertical_relaxed")
+
+
+def sri_pairs(asleep: pl.LazyFrame, wear: pl.LazyFrame) -> pl.LazyFrame:
+    """Per frame day d: epochs valid on both d − 1 and d (``n_both``) and how many agree.
+
+    An epoch is valid when it is worn (``wear``) or lies in scored sleep; it is asleep when it
+    lies in a sleep interval. Only minutes observed on both days enter the comparison, as in
+    Phillips et al. 2017, and the pair is kept if those are >= 66 % of the day's 1440 epochs.
+    """
+    # One sortable key per epoch, 2·lm + asleep: a per-user unique of plain integers is far
+    # cheaper than a (user, minute) hash unique plus a join for the state.
+    keys = pl.concat(
+        [
+            _epochs(wear, "touch").select("user_id", k=pl.col("lm") * 2),
+            _epochs(asleep, "mid").select("user_id", k=pl.col("lm") * 2 + 1),
+        ]
     )
-    days = valid_days.select("user_id", pl.col("sleep_date").alias("day")).unique()
-    pairs = (
-        days.join(
-            days.select("user_id", (pl.col("day") + pl.duration(days=1)).cast(pl.Date)),
-            on=["user_id", "day"],
+    nxt = pl.col("lm").shift(-1)
+    state = (
+        keys.group_by("user_id")
+        .agg(pl.col("k").unique().sort())
+        .explode("k")
+        .select("user_id", lm=pl.col("k") // 2, a=pl.col("k") % 2 == 1)
+        # Sorted per user, an asleep key follows the awake key of its minute: keep the last.
+        .filter(
+            (pl.col("lm") != nxt)
+            | (pl.col("user_id") != pl.col("user_id").shift(-1))
+            | nxt.is_null()
         )
-        .join(tot, on=["user_id", "day"], how="left")
-        .join(
-            tot.select(
-                "user_id",
-                (pl.col("day") + pl.duration(days=1)).cast(pl.Date),
-                pl.col("tot").alias("ptot"),
-            ),
-            on=["user_id", "day"],
-            how="left",
-        )
-        .join(inter, on=["user_id", "day"], how="left")
-        .with_columns(
-            (
-                DAY_MIN
-                - pl.col("tot").fill_null(0)
-                - pl.col("ptot").fill_null(0)
-                + 2 * pl.col("ov").fill_null(0)
-            ).alias("agree"),
-            pl.lit(1.0).alias("valid_frac"),
-        )
-        .filter(pl.col("valid_frac") >= SRI_MIN_VALID)
-        .select("user_id", pl.col("day").alias("sleep_date"), "agree")
     )
-    targets = valid_days.select("user_id", "sleep_date").unique()
+    prev = state.select("user_id", pl.col("lm") + int(DAY_MIN), pl.col("a").alias("pa"))
+    return (
+        state.join(prev, on=["user_id", "lm"])
+        .group_by("user_id", (pl.col("lm") // int(DAY_MIN)).alias("_day"))
+        .agg(pl.len().alias("n_both"), (pl.col("a") == pl.col("pa")).sum().alias("agree"))
+        .filter(pl.col("n_both") >= SRI_MIN_VALID * DAY_MIN)
+        .select(
+            "user_id",
+            pl.col("_day").cast(pl.Int32).cast(pl.Date).alias("sleep_date"),
+            "n_both",
+            "agree",
+        )
+    )
+
+
+def sri(asleep: pl.LazyFrame, wear: pl.LazyFrame, targets: pl.LazyFrame) -> pl.LazyFrame:
+    """Sleep Regularity Index (Phillips et al. 2017) over the last 7 day pairs of 1-min epochs.
+
+    SRI = 200 · P(same state 24 h apart) − 100, the probability taken over all epochs valid on
+    both days of the valid pairs in the window; null with fewer than 4 valid pairs.
+    """
+    pairs = sri_pairs(asleep, wear)
+    t = targets.select("user_id", "sleep_date").unique()
     w = window_rows(pairs, 0, SRI_PAIRS - 1, "sleep_date").join(
-        targets, on=["user_id", "sleep_date"], how="semi"
+        t, on=["user_id", "sleep_date"], how="semi"
     )
     res = w.group_by("user_id", "sleep_date").agg(
-        pl.col("agree_src").sum().alias("_agree"), pl.len().cast(pl.Int32).alias("sri_n_pairs")
+        pl.col("agree_src").sum().alias("_agree"),
+        pl.col("n_both_src").sum().alias("_n"),
+        pl.len().cast(pl.Int32).alias("sri_n_pairs"),
     )
     ok = pl.col("sri_n_pairs") >= SRI_MIN_PAIRS
     return res.select(
         "user_id",
         "sleep_date",
-        pl.when(ok)
-        .then(200.0 * pl.col("_agree") / (DAY_MIN * pl.col("sri_n_pairs")) - 100.0)
-        .alias("sri"),
+        pl.when(ok).then(200.0 * pl.col("_agree") / pl.col("_n") - 100.0).alias("sri"),
         "sri_n_pairs",
     )
 
@@ -205,6 +204,54 @@ def hourly_activity(steps: pl.LazyFrame) -> pl.LazyFrame:
         .join(h, on=["user_id", "date", "hour"], how="left")
         .with_columns(pl.col("x").fill_null(0.0))
     )
+
+
+def hourly_hr(hr: pl.LazyFrame) -> pl.LazyFrame:
+    """Mean HR per local clock hour, for days where every hour has samples.
+
+    Unlike steps, an hour without HR is unobserved, not zero; filling it would invent a rhythm,
+    so only complete days enter IS/IV/L5/M10 (which assume p = 24 values per day).
+    """
+    local = pl.col("start_utc").dt.replace_time_zone(None) + pl.duration(
+        minutes=pl.col("utc_offset_min")
+    )
+    h = (
+        hr.filter(~pl.col("context").is_in(SUMMARY_HR).fill_null(False))
+        .group_by(
+            "user_id",
+            local.dt.date().alias("date"),
+            local.dt.hour().cast(pl.Int32).alias("hour"),
+        )
+        .agg(pl.col("bpm").mean().alias("x"))
+    )
+    return h.filter(pl.len().over("user_id", "date") == 24)
+
+
+def rest_activity_any(steps: pl.LazyFrame, hr: pl.LazyFrame, targets: pl.LazyFrame) -> pl.LazyFrame:
+    """IS/IV/L5/M10/RA from hourly steps, else (window without 7 days of steps) hourly mean HR.
+
+    METRICS.md allows either signal; steps win because they are the actigraphy-like measure the
+    references used. ``rar_signal`` names the one used, since L5/M10 are in steps/h or bpm.
+    """
+    keys = ["user_id", "sleep_date"]
+    by_steps = rest_activity(hourly_activity(steps), targets).collect()
+    need = (
+        targets.select(keys)
+        .unique()
+        .join(by_steps.lazy().filter(pl.col("rar_n_days") >= RAR_DAYS), on=keys, how="anti")
+    )
+    by_hr = rest_activity(hourly_hr(hr), need).collect()
+    use_hr = by_hr.filter(pl.col("rar_n_days") >= RAR_DAYS)
+    rest = by_steps.join(use_hr, on=keys, how="anti")
+    return pl.concat(
+        [
+            rest.with_columns(
+                pl.when(pl.col("rar_n_days") >= RAR_DAYS).then(pl.lit("steps")).alias("rar_signal")
+            ),
+            use_hr.with_columns(pl.lit("hr").alias("rar_signal")),
+        ],
+        how="vertical_relaxed",
+    ).lazy()
 
 
 def rest_activity(hourly: pl.LazyFrame, targets: pl.LazyFrame) -> pl.LazyFrame:

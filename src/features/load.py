@@ -20,7 +20,10 @@ CTL_N, ATL_N = 42, 7
 TAIL = 1e-3
 MAX_GAP_MIN = 5.0  # HR samples further apart than this are not integrated across the gap
 CONSTANTS = {"male": (0.64, 1.92), "female": (0.86, 1.67), None: (0.75, 1.80)}
+# Population defaults when settings give nothing: a typical adult resting HR, and Tanaka's
+# HRmax at 40 years (208 − 0.7·40); both flagged ``default`` in the output.
 DEFAULT_HR_REST = 60.0
+DEFAULT_HR_MAX = 180.0
 
 
 def lam(n: int) -> float:
@@ -34,34 +37,34 @@ def kernel_len(n: int) -> int:
 LOOKBACK_DAYS = max(kernel_len(n) for n in (ACUTE_N, CHRONIC_N, CTL_N, ATL_N)) + 1
 
 
-def _user_params(users: dict[str, UserSettings], hr_obs: pl.DataFrame) -> pl.LazyFrame:
-    """HRmax/HRrest/sex constants per user: settings, else estimates (documented per column).
+def _user_params(users: dict[str, UserSettings]) -> pl.LazyFrame:
+    """HRmax/HRrest/sex constants per user from settings, else fixed estimates.
 
-    HRmax: settings, else 208 − 0.7·age (Tanaka 2001) from birth year, else the max observed
-    workout HR. HRrest: settings, else the median vendor resting HR, else 60 bpm.
+    HRmax: settings, else 208 − 0.7·age (Tanaka et al. 2001) from the birth year, else
+    ``DEFAULT_HR_MAX``; HRrest: settings, else ``DEFAULT_HR_REST``. Nothing is estimated from the
+    data on purpose: a max-observed HR or a median resting HR would depend on which days were
+    loaded, so a nightly partial recompute would disagree with a full one, and a TRIMP history
+    would shift every time a harder session raised the observed maximum.
     """
-    obs = {r["user_id"]: r for r in hr_obs.iter_rows(named=True)}
     rows = []
     for uid, u in users.items():
-        o = obs.get(uid, {})
         if u.hr_max:
             hmax, src = float(u.hr_max), "settings"
         elif u.birth_year:
             # Age is taken in the year of each workout (see _tanaka), not today.
             hmax, src = None, "tanaka"
         else:
-            hmax, src = o.get("max_hr"), "observed"
-        hrest = float(u.hr_rest) if u.hr_rest else (o.get("rest_hr") or DEFAULT_HR_REST)
-        a, b = CONSTANTS.get(u.sex, CONSTANTS[None])
+            hmax, src = DEFAULT_HR_MAX, "default"
         rows.append(
             {
                 "user_id": uid,
                 "hr_max": hmax,
                 "birth_year": u.birth_year,
-                "hr_rest": hrest,
-                "a": a,
-                "b": b,
+                "hr_rest": float(u.hr_rest) if u.hr_rest else DEFAULT_HR_REST,
+                "a": CONSTANTS.get(u.sex, CONSTANTS[None])[0],
+                "b": CONSTANTS.get(u.sex, CONSTANTS[None])[1],
                 "hr_max_source": src,
+                "hr_rest_source": "settings" if u.hr_rest else "default",
             }
         )
     schema = {
@@ -72,6 +75,7 @@ def _user_params(users: dict[str, UserSettings], hr_obs: pl.DataFrame) -> pl.Laz
         "a": pl.Float64,
         "b": pl.Float64,
         "hr_max_source": pl.String,
+        "hr_rest_source": pl.String,
     }
     return pl.LazyFrame(rows, schema=schema)
 
@@ -156,6 +160,7 @@ def session_trimp(workouts: pl.LazyFrame, hr: pl.LazyFrame, params: pl.LazyFrame
         (pl.col("rpe") * pl.col("duration_min")).alias("srpe"),
         "duration_min",
         "hr_max_source",
+        "hr_rest_source",
     )
 
 
@@ -168,33 +173,10 @@ def _ewma_kernel(n: int) -> pl.LazyFrame:
 
 
 def daily_load(
-    workouts: pl.LazyFrame,
-    hr: pl.LazyFrame,
-    users: dict[str, UserSettings],
-    vitals: pl.LazyFrame | None = None,
+    workouts: pl.LazyFrame, hr: pl.LazyFrame, users: dict[str, UserSettings]
 ) -> pl.LazyFrame:
     """One row per user and local date from the first to the last workout; rest days are 0."""
-    obs = (
-        workouts.group_by("user_id")
-        .agg(pl.col("max_hr").max().alias("max_hr"))
-        .join(
-            (
-                vitals
-                if vitals is not None
-                else pl.LazyFrame(
-                    schema={"user_id": pl.String, "metric": pl.String, "value": pl.Float64}
-                )
-            )
-            .filter(pl.col("metric") == "resting_hr")
-            .group_by("user_id")
-            .agg(pl.col("value").median().alias("rest_hr")),
-            on="user_id",
-            how="full",
-            coalesce=True,
-        )
-        .collect()
-    )
-    params = _user_params(users, obs)
+    params = _user_params(users)
     s = session_trimp(workouts, hr, params)
     day = s.group_by("user_id", "date").agg(
         pl.col("trimp").sum(),
@@ -204,6 +186,7 @@ def daily_load(
         pl.col("duration_min").sum().alias("workout_min"),
         pl.col("trimp_source").unique().sort().str.join("+").alias("trimp_source"),
         pl.col("hr_max_source").first(),
+        pl.col("hr_rest_source").first(),
     )
     spine = (
         day.group_by("user_id")

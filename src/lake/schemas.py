@@ -400,6 +400,21 @@ def _baseline_cols() -> tuple[Col, ...]:
                 "Hopkins 2004; Buchheit 2014",
             ),
             Col(f"{s}_z", _F, f"(value − mu60) / sd60 of {what}", "z", src),
+            Col(f"{s}_med60", _F, f"Chronic median of {what} over the same 60 days", unit, src),
+            Col(
+                f"{s}_mad60",
+                _F,
+                f"Scaled MAD of {what} over the same 60 days: 1.4826 × median |x − med60|",
+                unit,
+                src,
+            ),
+            Col(
+                f"{s}_zr",
+                _F,
+                f"Robust z of {what}: (value − med60) / mad60 (null when mad60 = 0)",
+                "z",
+                src,
+            ),
             Col(
                 f"{s}_cv7",
                 _F,
@@ -553,11 +568,18 @@ NIGHTLY_COLS: tuple[Col, ...] = (
         "sri",
         _F,
         "Sleep Regularity Index over the last 7 day pairs (noon-to-noon frames, "
-        "1-min epochs); null with < 4 valid pairs",
+        "1-min epochs, over the epochs valid on both days); null with < 4 valid pairs",
         "-100..100",
         "Phillips et al. 2017; Windred et al. 2024",
     ),
-    Col("sri_n_pairs", _I, "Valid day pairs in the SRI window", "count"),
+    Col(
+        "sri_n_pairs",
+        _I,
+        "Valid day pairs in the SRI window: >= 66 % of the 1440 epochs valid on both days, an "
+        "epoch being valid when it lies in a recorded sleep or has steps or HR from the device",
+        "count",
+        "Phillips et al. 2017",
+    ),
     Col("sri_ok", _B, "sri is computed (>= 4 valid pairs)"),
     Col(
         "bedtime_sd_min",
@@ -585,36 +607,48 @@ NIGHTLY_COLS: tuple[Col, ...] = (
     Col(
         "rar_is",
         _F,
-        "Interdaily stability of hourly steps over the 7 local days before sleep_date",
+        "Interdaily stability of hourly activity (steps, else mean HR: rar_signal) over the 7 "
+        "local days before sleep_date",
         "0-1",
         "Witting et al. 1990",
     ),
     Col(
         "rar_iv",
         _F,
-        "Intradaily variability of hourly steps, same window",
+        "Intradaily variability of hourly activity, same signal and window",
         "0-2",
         "Van Someren et al. 1999",
     ),
     Col(
         "rar_l5",
         _F,
-        "Mean steps per hour of the least active 5 h of the mean day",
-        "steps/h",
+        "Mean activity of the least active 5 h of the mean day (steps/h; bpm if rar_signal = hr)",
+        "steps/h | bpm",
         "Van Someren et al. 1997",
     ),
     Col(
         "rar_m10",
         _F,
-        "Mean steps per hour of the most active 10 h of the mean day",
-        "steps/h",
+        "Mean activity of the most active 10 h of the mean day (steps/h; bpm if rar_signal = hr)",
+        "steps/h | bpm",
         "Van Someren et al. 1997",
     ),
     Col(
         "rar_ra", _F, "Relative amplitude (M10 − L5) / (M10 + L5)", "0-1", "Van Someren et al. 1997"
     ),
-    Col("rar_n_days", _I, "Days with step data in the 7-day window", "days"),
-    Col("rar_ok", _B, "All 7 days had step data, so IS/IV/L5/M10/RA are computed"),
+    Col("rar_n_days", _I, "Days with data of the signal used in the 7-day window", "days"),
+    Col(
+        "rar_ok",
+        _B,
+        "All 7 days had step data (or, lacking steps, HR in all 24 hours), so IS/IV/L5/M10/RA "
+        "are computed",
+    ),
+    Col(
+        "rar_signal",
+        _S,
+        "Signal of the rest-activity values: steps | hr (hourly mean HR when steps are missing)",
+        source="METRICS.md rest-activity rhythm",
+    ),
     *_baseline_cols(),
 )
 
@@ -629,7 +663,13 @@ DAILY_LOAD_COLS: tuple[Col, ...] = (
         "Morton, Fitz-Clarke & Banister 1990",
     ),
     Col("trimp_source", _S, "hr_samples | avg_hr (joined with + when both occurred)"),
-    Col("hr_max_source", _S, "settings | tanaka (208 − 0.7·age) | observed (max workout HR)"),
+    Col(
+        "hr_max_source",
+        _S,
+        "settings | tanaka (208 − 0.7·age in the workout year) | default (180 bpm = Tanaka at "
+        "40 y, no birth year); never from observed data, so a partial recompute equals a full one",
+    ),
+    Col("hr_rest_source", _S, "settings | default (60 bpm)"),
     Col(
         "srpe_load",
         _F,

@@ -197,3 +197,20 @@ def test_missing_nights_are_rows(population) -> None:
     assert rows.height == 2
     assert not rows["sleep_ok"].any() and rows["tst_min"].is_null().all()
     assert rows["ln_rmssd_b7"].is_not_null().all()  # baselines still reported from other days
+
+
+def test_rest_activity_signal_and_sri_wear_end_to_end(population) -> None:
+    _, users, silver = population
+    nf = build_nightly_features(silver, users)
+    late = nf.filter(pl.col("rar_ok"))
+    assert late.height > 150 and late["rar_signal"].unique().to_list() == ["steps"]
+    no_steps = {k: v for k, v in silver.items() if k != "steps"}
+    hr_only = build_nightly_features(no_steps, users).filter(pl.col("rar_ok"))
+    # HR days need all 24 local hours, so the 23-hour DST day and travel days drop out.
+    assert 140 < hr_only.height <= late.height
+    assert hr_only["rar_signal"].unique().to_list() == ["hr"]
+    assert hr_only["rar_l5"].min() > 30  # bpm now, not steps/h
+    # Wear comes from steps/HR: with only sleep records every day is < 66 % valid.
+    no_wear = build_nightly_features(no_steps | {"heart_rate": silver["heart_rate"].head(0)}, users)
+    assert no_wear["sri"].is_null().all() and (no_wear["sri_n_pairs"] == 0).all()
+    assert nf.filter(pl.col("sri_ok")).height > 150

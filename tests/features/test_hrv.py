@@ -29,6 +29,32 @@ def test_clean_mask_compares_with_previous_kept_beat() -> None:
     assert clean_mask(rr, seg).tolist() == [1, 0, 1, 0, 1, 0, 1, 1, 1]
 
 
+def _reference_mask(rr: np.ndarray, seg: np.ndarray) -> list[bool]:
+    """The rule written as the plain sequential loop it is defined by."""
+    keep, ref = [], None
+    for r, s in zip(rr.tolist(), seg.tolist(), strict=True):
+        if s:
+            ref = None
+        ok = 300 <= r <= 2000 and (ref is None or abs(r - ref) <= 0.2 * ref)
+        keep.append(ok)
+        if ok:
+            ref = r
+    return keep
+
+
+def test_clean_mask_equals_the_sequential_rule_on_artefact_runs() -> None:
+    rng = np.random.default_rng(5)
+    rr = rng.normal(900, 40, 20_000)
+    idx = rng.choice(rr.size, 1500, replace=False)
+    rr[idx] = rng.choice([250.0, 2500.0, 450.0, 1400.0, 1150.0], idx.size)  # artefacts, runs
+    rr[5000:5030] = 1300.0  # a long shifted run: the reference stays at the last good beat
+    seg = rng.random(rr.size) < 0.002
+    seg[0] = True
+    got = clean_mask(rr, seg)
+    assert got.tolist() == _reference_mask(rr, seg)
+    assert 0.85 < got.mean() < 0.95
+
+
 def test_time_domain_by_hand() -> None:
     rr = [800.0, 860.0, 790.0, 850.0]
     t0 = datetime(2026, 1, 1)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
-from tunewell.features.build import build_daily_load
+from tunewell.features.build import build_daily_load, load_window
 from tunewell.lake.frames import conform
 from tunewell.lake.settings import UserSettings
 
@@ -124,3 +125,32 @@ def test_hr_max_from_age_in_the_workout_year() -> None:
     # HRmax = 208 − 0.7·36 = 182.8 -> HRr = 66.4 / 132.8 = 0.5; female constants 0.86, 1.67
     assert r["trimp"] == pytest.approx(40 * 0.5 * 0.86 * math.exp(1.67 * 0.5))
     assert r["hr_max_source"] == "tanaka"
+
+
+def test_estimated_hr_params_do_not_depend_on_the_loaded_window() -> None:
+    # No HRmax, HRrest or birth year: population defaults (180, 60), flagged. A max HR of 205
+    # seen in an early workout must not change later days when only later data is loaded.
+    u = UserSettings("u1", tz="UTC", sex=None)
+    d0 = datetime(2026, 1, 1, 7)
+    rows = [
+        {
+            "start_utc": d0 + timedelta(days=i),
+            "duration_min": 45.0,
+            "avg_hr": 140.0,
+            "max_hr": 205.0 if i == 0 else 165.0,
+        }
+        for i in range(0, 200, 3)
+    ]
+    wk = conform(pl.DataFrame(rows), "workout", user=u, source="polar", source_file="f").lazy()
+    full = build_daily_load({"workout": wk}, {"u1": u})
+    r = full.row(0, named=True)
+    assert r["hr_max_source"] == "default" and r["hr_rest_source"] == "default"
+    hrr = (140 - 60) / (180 - 60)
+    assert r["trimp"] == pytest.approx(45 * hrr * 0.75 * math.exp(1.80 * hrr))
+    start = date(2026, 6, 1)
+    lo, _ = load_window(start, date(2026, 7, 19))
+    cut = datetime(lo.year, lo.month, lo.day, tzinfo=UTC)
+    part = wk.filter(pl.col("start_utc") >= cut)
+    inc = build_daily_load({"workout": part}, {"u1": u}, start)
+    assert inc.height > 0
+    assert_frame_equal(inc, full.filter(pl.col("date") >= start))
