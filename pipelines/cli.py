@@ -236,8 +236,14 @@ def query(
     """Run SQL (DuckDB) over every silver and gold table of the lake."""
     from tunewell.lake.query import run_query
 
+    import duckdb
+
     settings = load_settings(config, lake)
-    result = run_query(settings.lake, sql)
+    try:
+        result = run_query(settings.lake, sql)
+    except duckdb.Error as exc:
+        console.print(f"[red]query failed:[/] {exc}")
+        raise typer.Exit(2) from None
     if fmt == "csv":
         typer.echo(result.write_csv(), nl=False)
     elif fmt == "json":

@@ -120,3 +120,9 @@ def test_a_second_writer_is_told_who_holds_the_lake(tmp_path: Path):
         res = runner.invoke(app, ["ingest", str(f.parent), "--user", "ann", "--lake", str(lake)])
     assert res.exit_code == 3
     assert "being written by another tunewell process" in res.output
+
+
+def test_a_bad_query_says_why_without_a_traceback(tmp_path: Path):
+    res = runner.invoke(app, ["query", "--lake", str(tmp_path / "lake"), "select nope from steps"])
+    assert res.exit_code == 2
+    assert "query failed" in res.output and "nope" in res.output
