@@ -234,9 +234,9 @@ def query(
     fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
 ) -> None:
     """Run SQL (DuckDB) over every silver and gold table of the lake."""
-    from tunewell.lake.query import run_query
-
     import duckdb
+
+    from tunewell.lake.query import run_query
 
     settings = load_settings(config, lake)
     try:
