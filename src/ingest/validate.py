@@ -164,7 +164,6 @@ def _gx_expectation(s: Spec):
 def _gx_validation(table: str):
     """Build the table's suite once per process (GX import and set-up cost ~4 s in total)."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-    logging.getLogger("great_expectations").setLevel(logging.ERROR)
     import great_expectations as gx
 
     ctx = _gx_context()
@@ -185,6 +184,9 @@ def _gx_context():
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    # GX announces its (empty, removed on exit) temporary docs folder at INFO on every run.
+    for name in ("great_expectations", "great_expectations.data_context.types.base"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
     return ctx
