@@ -248,16 +248,28 @@ def nightly_hr(hr: pl.LazyFrame, vitals: pl.LazyFrame, main: pl.LazyFrame) -> pl
         .agg(pl.col("m").min().alias("_rest_sleep"))
     )
     mean = s.group_by(keys).agg(pl.col("bpm").mean().alias("hr_sleep_mean"))
-    vit = (
+    rest = vitals.filter(pl.col("metric") == "resting_hr").select("user_id", "start_utc", "value")
+    # A vendor's resting HR belongs to the night it was measured in when it is stamped inside
+    # the main sleep (WHOOP stamps it at sleep onset, before local midnight), else to its local
+    # date (daily values such as Apple's and Garmin's).
+    in_night = _assign_episode(rest, main).select(*keys, "start_utc", "value")
+    daily = (
         vitals.filter(pl.col("metric") == "resting_hr")
-        .with_columns(
+        .join(in_night.select("user_id", "start_utc"), on=["user_id", "start_utc"], how="anti")
+        .select(
+            "user_id",
             (
                 pl.col("start_utc").dt.replace_time_zone(None)
                 + pl.duration(minutes=pl.col("utc_offset_min"))
             )
             .dt.date()
-            .alias("sleep_date")
+            .alias("sleep_date"),
+            "start_utc",
+            "value",
         )
+    )
+    vit = (
+        pl.concat([in_night, daily], how="vertical_relaxed")
         .group_by(keys)
         .agg(pl.col("value").mean().alias("_rest_vendor"))
     )

@@ -65,17 +65,23 @@ def main_sleep(episodes: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def _stage_summary(stages: pl.LazyFrame) -> pl.LazyFrame:
-    """Per episode: TST, onset, final awakening, stage minutes and > 5 min wake bouts."""
+    """Per episode: TST, onset, final awakening, stage minutes and > 5 min wake bouts.
+
+    Asleep time is the union of the asleep intervals: an episode can hold two devices' stages of
+    one night (Apple: a phone's "Asleep" beside the Watch's core/deep/REM), and summing them
+    would count the night twice. Each interval contributes only the minutes after the latest end
+    seen so far; the wake gap before it is the time since that end.
+    """
+    prev_end = pl.col("end_utc").cum_max().shift(1).over("episode_id")
     asleep = (
         stages.filter(pl.col("stage").is_in(ASLEEP) & pl.col("episode_id").is_not_null())
-        .with_columns(_minutes("start_utc", "end_utc").alias("_m"))
-        .sort("episode_id", "start_utc")
+        .sort("episode_id", "start_utc", "end_utc")
+        .with_columns(prev_end.alias("_prev"))
         .with_columns(
-            # Wake gap before each asleep interval: time since the latest end so far, which is
-            # robust to touching or slightly overlapping stage intervals.
-            _minutes(
-                pl.col("end_utc").cum_max().shift(1).over("episode_id"), pl.col("start_utc")
-            ).alias("_gap")
+            _minutes(pl.max_horizontal("start_utc", "_prev"), pl.col("end_utc"))
+            .clip(lower_bound=0)
+            .alias("_m"),
+            _minutes(pl.col("_prev"), pl.col("start_utc")).alias("_gap"),
         )
     )
     return asleep.group_by("episode_id").agg(
