@@ -138,9 +138,9 @@ def ingest(
             retry_quarantined=retry_quarantined,
             on_file=lambda c: prog.advance(task),
         )
-    if features and report.changed_dates:
+    if features:
         with console.status("updating features"):
-            refresh_gold(settings, report.changed_dates)
+            refresh_gold(settings)  # this run's changes and any a crashed run left owed
     rep = quality.build_report(report, settings)
     path = quality.write_report(rep, settings.lake)
     if as_json:

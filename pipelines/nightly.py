@@ -37,10 +37,8 @@ def write_silver(staged: list[list[runner.StagedFile]], settings: Settings) -> r
 
 @task(cache_policy=NO_CACHE)
 def update_gold(report: runner.RunReport, settings: Settings, full: bool) -> RefreshStats:
-    changed = None if full else report.changed_dates
-    if not full and not changed:
-        return RefreshStats()
-    return refresh_gold(settings, changed, full=full)
+    """Refresh what the lake says is owed: this run's changes and any a crashed run left."""
+    return refresh_gold(settings, None, full=full)
 
 
 @task(cache_policy=NO_CACHE)

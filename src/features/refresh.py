@@ -23,7 +23,7 @@ from tunewell.features.build import (
     load_window,
     recompute_window,
 )
-from tunewell.lake import store
+from tunewell.lake import manifest, store
 from tunewell.lake.merge import resolve_silver
 from tunewell.lake.settings import Settings
 
@@ -69,11 +69,17 @@ def refresh_gold(
 ) -> RefreshStats:
     """Recompute ``nightly_features`` and ``daily_load`` for changed users and dates.
 
-    ``changed`` maps user -> local dates that received rows; ``full`` (or a user with no dates)
-    recomputes everything for the users given, or for every user in the lake.
+    ``changed`` maps user -> local dates that received rows; by default it is what the lake
+    records as still owed (``manifest.pending``: every commit adds to it), so a run that died
+    after writing silver is caught up. ``full`` recomputes everything for every user in the lake.
+    Owed dates are cleared once their gold rows are written.
     """
     lake = Path(settings.lake)
     stats = RefreshStats()
+    if changed is None and not full:
+        changed = manifest.pending(lake)
+        if not changed:
+            return stats
     users = sorted(changed) if changed else store.users_in(lake)
     for user in users:
         dates = [] if full or not changed else changed.get(user, [])
@@ -90,6 +96,7 @@ def refresh_gold(
             for name, df in (("nightly_features", nightly), ("daily_load", load)):
                 store.upsert(lake, name, df)
                 stats.rows[name] = stats.rows.get(name, 0) + df.height
+            manifest.clear_pending(lake, user, dates or None)
         stats.users.append(user)
         stats.ranges[user] = (str(start) if start else "all", str(end) if end else "all")
     return stats

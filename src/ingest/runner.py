@@ -344,6 +344,7 @@ def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
                 for s in live:
                     if s.result.sha256 == sha:
                         s.result.rows[tbl] = n
+        manifest.add_pending(lake, report.changed_dates)
         for s in staged:
             r = s.result
             if r.status in ("staged", "container"):

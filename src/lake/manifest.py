@@ -12,7 +12,7 @@ import hashlib
 import json
 import shutil
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from tunewell.lake.store import FILE_MODE, atomic_write_bytes, secure_mkdir
@@ -94,3 +94,43 @@ def quarantine(lake: Path, src: Path, reason: QuarantineReason) -> Path:
 def quarantined(lake: Path) -> list[QuarantineReason]:
     qdir = Path(lake) / "quarantine"
     return [QuarantineReason(**json.loads(p.read_text())) for p in sorted(qdir.glob("*.json"))]
+
+
+# Gold refresh still owed: the commit records the dates it changed before it marks files as
+# ingested, and the refresh clears them only once the gold rows are written, so a crash (or
+# `ingest --no-features`) between the two is caught up by the next run instead of lost.
+
+
+def _pending_path(lake: Path, user_id: str) -> Path:
+    return Path(lake) / "manifest" / "gold_pending" / f"{user_id}.json"
+
+
+def add_pending(lake: Path, changed: dict[str, list[date]]) -> None:
+    for user, days in changed.items():
+        if not days:
+            continue
+        have = set(pending(lake).get(user, []))
+        out = sorted(have | set(days))
+        atomic_write_bytes(
+            _pending_path(lake, user), json.dumps([d.isoformat() for d in out]).encode()
+        )
+
+
+def pending(lake: Path) -> dict[str, list[date]]:
+    base = Path(lake) / "manifest" / "gold_pending"
+    return {
+        p.stem: [date.fromisoformat(d) for d in json.loads(p.read_text())]
+        for p in sorted(base.glob("*.json"))
+    }
+
+
+def clear_pending(lake: Path, user_id: str, done: list[date] | None) -> None:
+    """Forget the dates just refreshed (all of them when ``done`` is None)."""
+    p = _pending_path(lake, user_id)
+    if not p.exists():
+        return
+    left = [] if done is None else sorted(set(pending(lake).get(user_id, [])) - set(done))
+    if left:
+        atomic_write_bytes(p, json.dumps([d.isoformat() for d in left]).encode())
+    else:
+        p.unlink()

@@ -55,3 +55,24 @@ def test_two_incremental_nights_equal_one_full_recompute(tmp_path):
         assert_frame_equal(inc, full, check_exact=False, rel_tol=1e-9, abs_tol=1e-9)
     nights = incremental["nightly_features"].filter(pl.col("tst_min").is_not_null())
     assert nights.height >= 30
+
+
+def test_gold_owed_by_a_crashed_run_is_caught_up_next_time(tmp_path):
+    from tunewell.lake import manifest
+
+    pop = simulate(3, 10, seed=5)
+    users = write_inbox(pop, tmp_path / "inbox")
+    s = Settings(lake=tmp_path / "lake", inbox=tmp_path / "inbox", users=users)
+    files = sorted((tmp_path / "inbox" / "p003").rglob("*.fit"))
+    runner.ingest_paths(files, "p003", s)  # silver written ... and the process dies here
+    assert store.read(s.lake, "nightly_features").is_empty()
+    owed = manifest.pending(s.lake)["p003"]
+    assert len(owed) >= 10
+
+    again = runner.ingest_paths(files, "p003", s)  # next night: nothing new in the inbox
+    assert again.count("already_seen") == len(files) and not again.changed_dates
+    stats = refresh_gold(s)
+    assert stats.users == ["p003"]
+    assert store.read(s.lake, "nightly_features").height >= 9
+    assert manifest.pending(s.lake) == {}
+    assert refresh_gold(s).users == []  # nothing owed any more
