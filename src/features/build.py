@@ -17,6 +17,7 @@ from tunewell.features import baselines, circadian, hrv, load, sleep
 from tunewell.lake.frames import conform, empty
 from tunewell.lake.schemas import table
 from tunewell.lake.settings import UserSettings
+from tunewell.lake.timezones import local_date
 
 # Days of history a nightly row needs: baselines (7 + 60) dominate SRI/timing/IS windows.
 NIGHTLY_LOOKBACK_DAYS = max(baselines.LOOKBACK_DAYS, circadian.SJL_DAYS) + 2
@@ -152,10 +153,18 @@ def build_daily_load(
 ) -> pl.DataFrame:
     """Gold ``daily_load`` for the users in ``users`` over [start, end]."""
     flt = pl.col("user_id").is_in(_users_frame(users))
+    # Load runs to the last day the person wore anything, not the last workout: a rest week is
+    # exactly when falling ATL and rising TSB matter.
+    worn = [
+        _silver(silver, name).filter(flt).select("user_id", local_date().alias("last_day"))
+        for name in ("sleep_episode", "heart_rate", "steps")
+    ]
+    last_day = pl.concat(worn).group_by("user_id").agg(pl.col("last_day").max())
     d = load.daily_load(
         _silver(silver, "workout").filter(flt),
         _silver(silver, "heart_rate").filter(flt),
         users,
+        last_day,
     )
     if start is not None:
         d = d.filter(pl.col("date") >= start)

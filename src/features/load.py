@@ -173,9 +173,13 @@ def _ewma_kernel(n: int) -> pl.LazyFrame:
 
 
 def daily_load(
-    workouts: pl.LazyFrame, hr: pl.LazyFrame, users: dict[str, UserSettings]
+    workouts: pl.LazyFrame,
+    hr: pl.LazyFrame,
+    users: dict[str, UserSettings],
+    last_day: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
-    """One row per user and local date from the first to the last workout; rest days are 0."""
+    """One row per user and local date from the first workout to the later of the last workout
+    and ``last_day`` (user_id, last_day: the last day with any data); rest days are 0."""
     params = _user_params(users)
     s = session_trimp(workouts, hr, params)
     day = s.group_by("user_id", "date").agg(
@@ -188,10 +192,15 @@ def daily_load(
         pl.col("hr_max_source").first(),
         pl.col("hr_rest_source").first(),
     )
-    spine = (
-        day.group_by("user_id")
-        .agg(pl.date_ranges(pl.col("date").min(), pl.col("date").max()).first().alias("date"))
-        .explode("date")
+    bounds = day.group_by("user_id").agg(
+        pl.col("date").min().alias("_first"), pl.col("date").max().alias("_last")
+    )
+    if last_day is not None:
+        bounds = bounds.join(last_day, on="user_id", how="left").with_columns(
+            pl.max_horizontal("_last", "last_day").alias("_last")
+        )
+    spine = bounds.select("user_id", pl.date_ranges("_first", "_last").alias("date")).explode(
+        "date"
     )
     d = (
         spine.join(day, on=["user_id", "date"], how="left")

@@ -181,7 +181,7 @@ def stage_file(
     sha = manifest.sha256_file(path)
     res = FileResult(display, sha, user.user_id, "unknown", "staged")
     seen = manifest.lookup(lake, sha, user.user_id)
-    if seen and (seen.status != "quarantined" or not retry_quarantined):
+    if seen and (seen.status not in ("quarantined", "partial") or not retry_quarantined):
         res.format, res.status = seen.format, "already_seen"
         return [StagedFile(res, Path(path))]
     head = read_head(path)
@@ -347,17 +347,27 @@ def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
         manifest.add_pending(lake, report.changed_dates)
         for s in staged:
             r = s.result
-            if r.status in ("staged", "container"):
+            if r.status == "staged":
                 r.status = "ingested"
-                manifest.record(
-                    lake,
-                    manifest.ManifestEntry(
-                        r.sha256, r.file, r.user_id, r.format, "ingested", rows=r.rows
-                    ),
+            elif r.status == "container":
+                # An archive with a rejected member is "partial": --retry-quarantined opens it
+                # again (its good members are then already seen), a plain run skips it.
+                bad = any(
+                    o.result.status == "quarantined" and o.result.file.startswith(f"{r.file}!")
+                    for o in staged
                 )
+                r.status = "partial" if bad else "ingested"
+            else:
+                continue
+            manifest.record(
+                lake,
+                manifest.ManifestEntry(
+                    r.sha256, r.file, r.user_id, r.format, r.status, rows=r.rows
+                ),
+            )
     for s in staged:
         shutil.rmtree(_staging(lake, s.result.sha256), ignore_errors=True)
-        if s.result.format != "zip" or s.result.status != "ingested":
+        if s.result.format != "zip" or s.result.status not in ("ingested", "partial"):
             report.files.append(s.result)
     return report
 

@@ -126,8 +126,15 @@ def resolve_intervals(lf: pl.LazyFrame, value: str, priority: Sequence[str]) -> 
 def resolve_points(
     lf: pl.LazyFrame, priority: Sequence[str], by: Sequence[str] = (), every: str = "1m"
 ) -> pl.LazyFrame:
-    """Sampled metrics (heart rate, vitals, HRV): per slice, the best source's samples only."""
-    slice_ = pl.col("start_utc").dt.truncate(every).alias("__slice")
+    """Sampled metrics (heart rate, vitals, HRV): per slice, the best source's samples only.
+
+    Slices are cut in local time, so a daily value (resting HR) competes with the other
+    source's value of the same local day, not of the same UTC day.
+    """
+    local = pl.col("start_utc").dt.replace_time_zone(None) + pl.duration(
+        minutes=pl.col("utc_offset_min")
+    )
+    slice_ = local.dt.truncate(every).alias("__slice")
     keys = ["user_id", *by, "__slice"]
     return (
         lf.with_columns(_rank(priority), slice_)
@@ -139,21 +146,38 @@ def resolve_points(
 def resolve_episodes(
     episodes: pl.LazyFrame, priority: Sequence[str], gap_min: float = SLEEP_JOIN_GAP_MIN
 ) -> pl.LazyFrame:
-    """Cluster episodes of any source that overlap or lie within ``gap_min``; keep the best
-    source's episodes per cluster, tagged with a shared ``night_id``.
+    """Keep each episode that no higher-priority source's episode overlaps; tag the kept ones
+    that lie within ``gap_min`` of each other with a shared ``night_id``.
 
-    For sleep (gap 60 min) a split night from one device becomes one cluster, so features treat
-    it as one sleep; for workouts (gap 0) the same session recorded by watch and phone is kept
-    once, from the preferred source.
+    Per time slice, as for the other metrics: the ring's night is dropped where the watch saw
+    the same night, but a night only the ring recorded survives a watch nap beside it. For sleep
+    (gap 60 min) a split night from one device shares a ``night_id``, so features treat it as one
+    sleep; for workouts (gap 0) the same session from watch and phone is kept once.
     """
-    by = ["user_id"]
-    clustered_eps = clustered(episodes.with_columns(_rank(priority)), by, gap_min)
+    ranked = episodes.with_columns(_rank(priority)).with_row_index("__i")
+    other = ranked.select(
+        pl.col("user_id").alias("o_user"),
+        pl.col("__rank").alias("o_rank"),
+        pl.col("start_utc").alias("o_start"),
+        pl.col("end_utc").alias("o_end"),
+    )
+    beaten = ranked.select("__i", "user_id", "__rank", "start_utc", "end_utc").join_where(
+        other,
+        pl.col("user_id") == pl.col("o_user"),
+        pl.col("o_rank") < pl.col("__rank"),
+        pl.col("o_start") < pl.col("end_utc"),
+        pl.col("o_end") > pl.col("start_utc"),
+    )
+    kept = ranked.join(beaten.select("__i").unique(), on="__i", how="anti")
     return (
-        clustered_eps.filter(pl.col("__rank") == pl.col("__rank").min().over([*by, "__grp"]))
+        clustered(kept, ["user_id"], gap_min)
         .with_columns(
-            pl.col("record_id").first().over([*by, "__grp"], order_by="start_utc").alias("night_id")
+            pl.col("record_id")
+            .first()
+            .over(["user_id", "__grp"], order_by="start_utc")
+            .alias("night_id")
         )
-        .drop("__grp", "__rank")
+        .drop("__grp", "__rank", "__i", "__reach", strict=False)
     )
 
 
@@ -164,7 +188,9 @@ def resolve_sleep(episodes: pl.LazyFrame, priority: Sequence[str]) -> pl.LazyFra
 # How each silver table is resolved: (kind, options)
 RULES: dict[str, tuple[str, dict]] = {
     "steps": ("intervals", {"value": "steps"}),
-    "heart_rate": ("points", {"by": ("context",), "every": "1m"}),
+    # Per-sample contexts (sample, sleep, workout) compete for the same minute; a vendor's daily
+    # statistics (daily_avg, daily_min, daily_max) are resolved among themselves.
+    "heart_rate": ("points", {"by": ("__ctx",), "every": "1m"}),
     "hrv": ("points", {"by": ("metric", "window"), "every": "5m"}),
     "vitals": ("points", {"by": ("metric",), "every": "1d"}),
     "rr_interval": ("points", {"every": "5m"}),
@@ -194,7 +220,12 @@ def resolve(table: str, lf: pl.LazyFrame, priority: Sequence[str]) -> pl.LazyFra
     if kind == "intervals":
         return resolve_intervals(lf, opts["value"], priority)
     if kind == "points":
-        return resolve_points(lf, priority, opts.get("by", ()), opts.get("every", "1m"))
+        ctx = pl.when(pl.col("context").str.starts_with("daily")).then(pl.col("context"))
+        derived = "__ctx" in opts.get("by", ())
+        if derived:
+            lf = lf.with_columns(ctx.otherwise(pl.lit("sample")).alias("__ctx"))
+        out = resolve_points(lf, priority, opts.get("by", ()), opts.get("every", "1m"))
+        return out.drop("__ctx") if derived else out
     return lf
 
 

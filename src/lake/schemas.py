@@ -120,8 +120,14 @@ COMMON_NAMES = tuple(c.name for c in COMMON)
 _T = Table  # shorthand below
 
 
-def _silver(name: str, description: str, cols: tuple[Col, ...], key: tuple[str, ...]) -> Table:
-    return Table(name, "silver", description, COMMON + cols, key)
+def _silver(
+    name: str,
+    description: str,
+    cols: tuple[Col, ...],
+    key: tuple[str, ...],
+    time_column: str = "start_utc",
+) -> Table:
+    return Table(name, "silver", description, COMMON + cols, key, time_column=time_column)
 
 
 NIGHT_RULE_COL = Col(
@@ -323,6 +329,9 @@ SILVER: dict[str, Table] = {
                 Col("value", pa.float64(), "Score value on the vendor's scale"),
             ),
             ("date", "vendor", "name"),
+            # keyed by date, so partitioned by it: the same score re-exported with another
+            # timestamp around New Year must not land in two year partitions
+            time_column="date",
         ),
         _silver(
             "self_report",

@@ -154,3 +154,46 @@ def test_estimated_hr_params_do_not_depend_on_the_loaded_window() -> None:
     inc = build_daily_load({"workout": part}, {"u1": u}, start)
     assert inc.height > 0
     assert_frame_equal(inc, full.filter(pl.col("date") >= start))
+
+
+def test_load_rows_run_to_the_last_worn_day_so_a_rest_week_shows():
+    from datetime import UTC, date, datetime, timedelta
+
+    from tunewell.features.build import build_daily_load
+    from tunewell.lake.frames import conform
+    from tunewell.lake.settings import UserSettings
+
+    u = UserSettings("r", tz="UTC", hr_max=190, hr_rest=50)
+    t0 = datetime(2026, 5, 1, 18, tzinfo=UTC)
+    wo = conform(
+        pl.DataFrame(
+            {
+                "start_utc": [t0 + timedelta(days=i) for i in range(3)],
+                "end_utc": [t0 + timedelta(days=i, hours=1) for i in range(3)],
+                "avg_hr": [150.0] * 3,
+                "duration_min": [60.0] * 3,
+            }
+        ),
+        "workout",
+        user=u,
+        source="garmin_fit",
+        source_file="f",
+    )
+    hr = conform(
+        pl.DataFrame(
+            {
+                "start_utc": [t0 + timedelta(days=i) for i in range(10)],
+                "bpm": [60.0] * 10,
+                "context": ["sample"] * 10,
+            }
+        ),
+        "heart_rate",
+        user=u,
+        source="garmin_fit",
+        source_file="f",
+    )
+    d = build_daily_load({"workout": wo.lazy(), "heart_rate": hr.lazy()}, {"r": u}).sort("date")
+    assert d["date"].to_list() == [date(2026, 5, 1) + timedelta(days=i) for i in range(10)]
+    atl = d["atl"].to_list()
+    assert all(b < a for a, b in zip(atl[2:], atl[3:], strict=False))  # rest week: ATL falls
+    assert d["trimp"].to_list()[3:] == [0.0] * 7

@@ -131,3 +131,36 @@ def test_zip_members_are_ingested_and_a_broken_zip_is_quarantined(tmp_path, sett
     assert any(f.file.endswith("export.zip!nested/a.toy") for f in rep.files)
     rep = runner.ingest_paths([tmp_path / "bad.zip"], "u1", settings)
     assert rep.files[0].status == "quarantined" and "broken zip" in rep.files[0].error
+
+
+def test_retry_reopens_an_archive_with_a_quarantined_member(tmp_path, settings, monkeypatch):
+    good = write(tmp_path / "src" / "a.toy", ["0,60", "1,61"])
+    bad = write(tmp_path / "src" / "b.toy", ["2,62", "BROKEN"])
+    with zipfile.ZipFile(tmp_path / "export.zip", "w") as zf:
+        zf.write(good, "a.toy")
+        zf.write(bad, "b.toy")
+    rep = runner.ingest_paths([tmp_path / "export.zip"], "u1", settings)
+    assert sorted(f.status for f in rep.files) == ["ingested", "quarantined"]
+    assert runner.ingest_paths([tmp_path / "export.zip"], "u1", settings).files[0].status == (
+        "already_seen"
+    )
+    # The reader learns to read the broken line; a retry goes back into the archive.
+    monkeypatch.setattr(registry, "readers", lambda: (_lenient_reader(),))
+    rep = runner.ingest_paths([tmp_path / "export.zip"], "u1", settings, retry_quarantined=True)
+    by_name = {Path(f.file.split("!")[-1]).name: f.status for f in rep.files}
+    assert by_name == {"a.toy": "already_seen", "b.toy": "ingested"}
+    assert lake_state(settings.lake)[0] == 3
+
+
+def _lenient_reader() -> types.ModuleType:
+    mod = _toy_reader()
+    strict = mod.read
+
+    def read(ctx):
+        text = ctx.path.read_text().replace("BROKEN\n", "")
+        clean = ctx.path.with_suffix(".clean")
+        clean.write_text(text)
+        yield from strict(type(ctx)(clean, ctx.display, ctx.sha256, ctx.user, ctx.options))
+
+    mod.read = read
+    return mod

@@ -155,3 +155,61 @@ def test_minute_hourly_and_daily_rows_of_one_source_are_not_summed():
     # minutes where they exist, hours 08-10, and the day's total pro rata for the other 20 h
     expected = 600 + 2 * 300 * 60 + 1440 * 20 / 24
     assert abs(out["steps"].sum() - expected) < 1e-6
+
+
+def test_a_night_only_the_lower_priority_source_saw_survives_a_nap_beside_it():
+    night = datetime(2026, 6, 1, 21, 0, tzinfo=UTC)
+    eps = pl.concat(
+        [
+            episode("apple_health", night, 8, "ring night"),  # 21:00-05:00, only the phone saw it
+            episode("garmin_fit", night + timedelta(hours=8, minutes=30), 0.33, "watch nap"),
+        ]
+    )
+    out = resolve("sleep_episode", eps.lazy(), PRIO).collect().sort("start_utc")
+    assert out["vendor_episode_id"].to_list() == ["ring night", "watch nap"]
+    assert out["night_id"].n_unique() == 1  # within 60 min: one night cluster
+
+
+def test_workout_and_sample_heart_rate_of_one_minute_come_from_one_source():
+    def hr(source, context, bpm):
+        df = pl.DataFrame(
+            {
+                "start_utc": [T0, T0 + timedelta(seconds=30)],
+                "bpm": [bpm, bpm],
+                "context": [context, context],
+            }
+        )
+        return conform(df, "heart_rate", user=USER, source=source, source_file="f")
+
+    daily = conform(
+        pl.DataFrame({"start_utc": [T0], "bpm": [71.0], "context": ["daily_avg"]}),
+        "heart_rate",
+        user=USER,
+        source="apple_health",
+        source_file="f",
+    )
+    both = pl.concat(
+        [hr("garmin_fit", "workout", 150.0), hr("apple_health", "sample", 148.0), daily]
+    )
+    out = resolve("heart_rate", both.lazy(), PRIO).collect()
+    assert sorted(zip(out["source"], out["context"], strict=True)) == [
+        ("apple_health", "daily_avg"),
+        ("garmin_fit", "workout"),
+        ("garmin_fit", "workout"),
+    ]
+
+
+def test_daily_vitals_compete_within_the_local_day():
+    # Berlin: 23:30 UTC on 1 June is already 2 June locally, like the phone's 08:00 value.
+    def rhr(source, when, value):
+        df = pl.DataFrame({"start_utc": [when], "metric": ["resting_hr"], "value": [value]})
+        return conform(df, "vitals", user=USER, source=source, source_file="f")
+
+    both = pl.concat(
+        [
+            rhr("garmin_fit", datetime(2026, 6, 1, 23, 30, tzinfo=UTC), 50.0),
+            rhr("apple_health", datetime(2026, 6, 2, 6, 0, tzinfo=UTC), 55.0),
+        ]
+    )
+    out = resolve("vitals", both.lazy(), PRIO).collect()
+    assert out["value"].to_list() == [50.0]

@@ -257,3 +257,27 @@ def test_pseudonymised_user_ids_are_keyed_hashes(tmp_path: Path):
     back = s.lake_user(lake_id)
     assert (back.user_id, back.tz) == (lake_id, "Europe/Berlin")
     assert Settings(lake=tmp_path).user("ann").user_id == "ann"
+
+
+def test_vendor_scores_are_partitioned_by_their_date(lake: Path):
+    df = pl.DataFrame(
+        {
+            "start_utc": [datetime(2025, 12, 31, 23, 30, tzinfo=UTC)],
+            "date": [date(2026, 1, 1)],
+            "vendor": ["oura"],
+            "name": ["readiness"],
+            "value": [80.0],
+        }
+    )
+    first = conform(df, "vendor_score", user=USER, source="oura", source_file="a")
+    again = conform(
+        df.with_columns(pl.lit(datetime(2026, 1, 1, 7, tzinfo=UTC)).alias("start_utc")),
+        "vendor_score",
+        user=USER,
+        source="oura",
+        source_file="b",
+    )
+    store.upsert(lake, "vendor_score", first)
+    store.upsert(lake, "vendor_score", again)
+    assert store.read(lake, "vendor_score").height == 1
+    assert [p.parent.name for p in lake.rglob("*.parquet")] == ["year=2026"]
