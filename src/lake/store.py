@@ -9,6 +9,7 @@ and replaying the same rows changes nothing. Health data: files are 0600, folder
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import socket
 import time
@@ -227,58 +228,47 @@ def init_lake(lake: Path) -> Path:
 def lake_lock(lake: Path, *, wait_s: float | None = None) -> Iterator[Path]:
     """One writer per lake. A second writer gets a clear error naming the holder.
 
-    The lock is a file created with O_EXCL holding host and pid; a lock left by a process that no
-    longer exists on this host is taken over, so a crash never wedges the lake.
+    An advisory ``flock`` on ``<lake>/.lock``: the kernel releases it when the holder exits, even
+    by a crash, so a dead writer never wedges the lake and no "stale lock" guessing (with its
+    races between two processes cleaning up at once) is needed. The file records host, pid and
+    start time of the current holder for the message.
     """
     lake = init_lake(lake)
     path = lake / ".lock"
     if wait_s is None:  # by default a second writer is told at once, not left hanging
         wait_s = float(os.environ.get("TUNEWELL_LOCK_WAIT_S", "0"))
     deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-            break
-        except FileExistsError:
-            holder = _lock_holder(path)
-            if holder and _stale(holder):
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-                continue
-            if time.monotonic() >= deadline:
-                raise LakeLockedError(
-                    f"the lake at {lake} is being written by another tunewell process "
-                    f"({holder or 'unknown holder'}); wait for it to finish, or remove "
-                    f"{path} if that process is gone"
-                ) from None
-            time.sleep(0.2)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(f"{socket.gethostname()} {os.getpid()} {time.time():.0f}\n")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
     try:
-        yield lake
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = _lock_holder(path)
+                    raise LakeLockedError(
+                        f"the lake at {lake} is being written by another tunewell process "
+                        f"({holder or 'unknown holder'}); wait for it to finish, or set "
+                        "TUNEWELL_LOCK_WAIT_S to wait for it"
+                    ) from None
+                time.sleep(0.2)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{socket.gethostname()} {os.getpid()} {time.time():.0f}\n".encode(), 0)
+        try:
+            yield lake
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+        os.close(fd)
 
 
 def _lock_holder(path: Path) -> str | None:
     try:
-        return path.read_text().strip()
+        return path.read_text().strip() or None
     except OSError:
         return None
-
-
-def _stale(holder: str) -> bool:
-    parts = holder.split()
-    if len(parts) < 2 or parts[0] != socket.gethostname():
-        return False
-    try:
-        os.kill(int(parts[1]), 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, ValueError):
-        return False
-    return False
 
 
 def table_names(layer: str | None = None) -> list[str]:

@@ -196,11 +196,18 @@ def test_second_writer_gets_a_clear_error(lake: Path):
         pass
 
 
-def test_stale_lock_of_a_dead_process_is_taken_over(lake: Path):
-    store.init_lake(lake)
-    import socket
+def _die_holding_the_lock(lake: str) -> None:
+    with store.lake_lock(Path(lake)):
+        os._exit(1)  # a crash: no clean-up runs
 
-    (lake / ".lock").write_text(f"{socket.gethostname()} 999999999 0\n")
+
+def test_a_crashed_writer_does_not_wedge_the_lake(lake: Path):
+    proc = multiprocessing.get_context("fork").Process(
+        target=_die_holding_the_lock, args=(str(lake),)
+    )
+    proc.start()
+    proc.join(30)
+    assert proc.exitcode == 1 and (lake / ".lock").read_text()  # it left its name behind
     with store.lake_lock(lake):
         assert (lake / ".lock").read_text().split()[1] == str(os.getpid())
 
