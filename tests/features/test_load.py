@@ -158,6 +158,7 @@ def test_estimated_hr_params_do_not_depend_on_the_loaded_window() -> None:
 
 def test_load_rows_run_to_the_last_worn_day_so_a_rest_week_shows():
     from datetime import UTC, date, datetime, timedelta
+    from itertools import pairwise
 
     from tunewell.features.build import build_daily_load
     from tunewell.lake.frames import conform
@@ -195,5 +196,5 @@ def test_load_rows_run_to_the_last_worn_day_so_a_rest_week_shows():
     d = build_daily_load({"workout": wo.lazy(), "heart_rate": hr.lazy()}, {"r": u}).sort("date")
     assert d["date"].to_list() == [date(2026, 5, 1) + timedelta(days=i) for i in range(10)]
     atl = d["atl"].to_list()
-    assert all(b < a for a, b in zip(atl[2:], atl[3:], strict=False))  # rest week: ATL falls
+    assert all(b < a for a, b in pairwise(atl[2:]))  # rest week: ATL falls
     assert d["trimp"].to_list()[3:] == [0.0] * 7
