@@ -124,7 +124,11 @@ def resolve_intervals(lf: pl.LazyFrame, value: str, priority: Sequence[str]) -> 
 
 
 def resolve_points(
-    lf: pl.LazyFrame, priority: Sequence[str], by: Sequence[str] = (), every: str = "1m"
+    lf: pl.LazyFrame,
+    priority: Sequence[str],
+    by: Sequence[str] = (),
+    every: str = "1m",
+    shift_h: float = 0,
 ) -> pl.LazyFrame:
     """Sampled metrics (heart rate, vitals, HRV): per slice, the best source's samples only.
 
@@ -132,7 +136,7 @@ def resolve_points(
     source's value of the same local day, not of the same UTC day.
     """
     local = pl.col("start_utc").dt.replace_time_zone(None) + pl.duration(
-        minutes=pl.col("utc_offset_min")
+        minutes=pl.col("utc_offset_min") + int(shift_h * 60)
     )
     slice_ = local.dt.truncate(every).alias("__slice")
     keys = ["user_id", *by, "__slice"]
@@ -191,7 +195,6 @@ RULES: dict[str, tuple[str, dict]] = {
     # Per-sample contexts (sample, sleep, workout) compete for the same minute; a vendor's daily
     # statistics (daily_avg, daily_min, daily_max) are resolved among themselves.
     "heart_rate": ("points", {"by": ("__ctx",), "every": "1m"}),
-    "hrv": ("points", {"by": ("metric", "window"), "every": "5m"}),
     "vitals": ("points", {"by": ("metric",), "every": "1d"}),
     "rr_interval": ("points", {"every": "5m"}),
 }
@@ -216,6 +219,18 @@ def resolve(table: str, lf: pl.LazyFrame, priority: Sequence[str]) -> pl.LazyFra
         return lf  # stages follow their episode: filter them with ``stages_of``
     if table == "workout":
         return resolve_episodes(lf, priority, 0).drop("night_id")
+    if table == "hrv":
+        # 5-min values compete per 5 minutes; one-per-night values (nightly, last_sws, first_4h,
+        # spot) per noon-to-noon night, whenever each device stamps them (bedtime or wake-up),
+        # so two devices' nightly RMSSD are never averaged into one number.
+        five = pl.col("window") == "5min"
+        by = ("metric", "window")
+        return pl.concat(
+            [
+                resolve_points(lf.filter(five), priority, by, "5m"),
+                resolve_points(lf.filter(~five), priority, by, "1d", shift_h=12),
+            ]
+        )
     kind, opts = RULES.get(table, ("none", {}))
     if kind == "intervals":
         return resolve_intervals(lf, opts["value"], priority)

@@ -213,3 +213,22 @@ def test_daily_vitals_compete_within_the_local_day():
     )
     out = resolve("vitals", both.lazy(), PRIO).collect()
     assert out["value"].to_list() == [50.0]
+
+
+def test_two_devices_nightly_hrv_of_one_night_is_not_averaged():
+    def nightly(source, when, value):
+        df = pl.DataFrame(
+            {"start_utc": [when], "metric": ["rmssd"], "window": ["nightly"], "value_ms": [value]}
+        )
+        return conform(df, "hrv", user=USER, source=source, source_file="f")
+
+    # the ring stamps its value at bedtime (22:30 Berlin), the watch at wake-up (06:45)
+    both = pl.concat(
+        [
+            nightly("apple_health", datetime(2026, 6, 1, 20, 30, tzinfo=UTC), 40.0),
+            nightly("garmin_fit", datetime(2026, 6, 2, 4, 45, tzinfo=UTC), 52.0),
+            nightly("apple_health", datetime(2026, 6, 2, 20, 30, tzinfo=UTC), 41.0),
+        ]
+    )
+    out = resolve("hrv", both.lazy(), PRIO).collect().sort("start_utc")
+    assert out["value_ms"].to_list() == [52.0, 41.0]
