@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import struct
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -324,3 +325,56 @@ def test_synthetic_garmin_person_round_trip(tmp_path: Path) -> None:
     )
     assert (t["rr_interval"]["rr_ms"].is_between(300, 2000)).mean() > 0.95
     assert t["hrv"].filter(pl.col("window") == "5min").height > 0
+
+
+def _raw_fit(messages: list[tuple[int, list[tuple[int, int]], list[tuple[int, ...]]]]) -> bytes:
+    """A FIT file written byte by byte, for fields the SDK's encoder refuses to write (fields
+    its profile does not name). ``messages``: (global number, [(field number, size 1|4)], rows)."""
+    from garmin_fit_sdk.crc_calculator import CrcCalculator
+
+    body = b""
+    for local, (gnum, fields, rows) in enumerate(messages):
+        body += struct.pack("<BBBHB", 0x40 | local, 0, 0, gnum, len(fields))
+        body += b"".join(
+            struct.pack("<BBB", n, size, 0x02 if size == 1 else 0x86) for n, size in fields
+        )
+        for row in rows:
+            body += bytes([local]) + b"".join(
+                struct.pack("<B" if size == 1 else "<I", v)
+                for (_, size), v in zip(fields, row, strict=True)
+            )
+    hdr = struct.pack("<BBHI4s", 14, 0x20, 2132, len(body), b".FIT")
+    hdr += struct.pack("<H", CrcCalculator.calculate_crc(hdr, 0, 12))
+    data = hdr + body
+    return data + struct.pack("<H", CrcCalculator.calculate_crc(data, 0, len(data)))
+
+
+def _raw_sleep(levels: list[int], assessment: list[tuple[int, int]]) -> bytes:
+    bed = int((NIGHT - datetime(1989, 12, 31, tzinfo=UTC)).total_seconds())
+    return _raw_fit(
+        [
+            (0, [(0, 1), (4, 4)], [(49, bed + 8 * 3600)]),  # file_id: type sleep, time_created
+            (275, [(253, 4), (0, 1)], [(bed + i * 1800, lv) for i, lv in enumerate(levels)]),
+            (346, [(n, 1) for n, _ in assessment], [tuple(v for _, v in assessment)]),
+            (21, [(253, 4), (0, 1), (1, 1)], [(bed + 8 * 3600, 0, 4)]),  # event: timer stop
+        ]
+    )
+
+
+def test_sleep_score_fields_without_a_profile_name_do_not_lose_the_night(tmp_path: Path) -> None:
+    # sleep_assessment fields 12 and 13 are not in the SDK's profile: they come back by number
+    path = tmp_path / "sleep.fit"
+    path.write_bytes(
+        _raw_sleep([1, 2, 3, 4, 2, 3, 2, 4, 2, 1], [(6, 80), (7, 70), (12, 5), (13, 9)])
+    )
+    t = read_tables(path)
+    assert t["sleep_episode"].height == 1 and t["sleep_stage"].height > 0
+    names = set(t["vendor_score"]["name"])
+    assert "overall_sleep_score" in names and not any(n.isdigit() for n in names)
+
+
+def test_a_night_the_watch_could_not_measure_is_not_a_zero_sleep_night(tmp_path: Path) -> None:
+    path = tmp_path / "sleep.fit"
+    path.write_bytes(_raw_sleep([0, 0, 0], [(6, 0)]))  # all "unmeasurable", score 0
+    t = read_tables(path)
+    assert all(df.is_empty() for df in t.values())

@@ -211,3 +211,28 @@ def test_broken_json_is_quarantined(tmp_path, settings):
     rep = ingest_paths([f], "u1", settings)
     assert rep.files[0].status == "quarantined"
     assert "JSON" in rep.files[0].error
+
+
+def test_a_valid_export_with_nothing_scored_is_ingested_not_quarantined(tmp_path, settings):
+    f = tmp_path / "daily_activity.json"
+    f.write_text(
+        json.dumps(
+            {
+                "data": [
+                    {
+                        "id": "a1",
+                        "class_5_min": "000",
+                        "score": None,
+                        "steps": 8000,
+                        "day": "2024-03-11",
+                        "timestamp": "2024-03-11T04:00:00.000-04:00",
+                    }
+                ],
+                "next_token": None,
+            }
+        )
+    )
+    rep = ingest_paths([f], "u1", settings)
+    (res,) = rep.files
+    assert (res.format, res.status, res.rows) == ("oura", "ingested", {})
+    assert "without values" in res.notes[0]

@@ -369,7 +369,9 @@ def _sleep(msgs: FitMessages, clock: Clock, emit: Emit) -> Iterator[tuple[str, p
         for m in msgs.of("sleep_level")
         if (t := clock.utc(m.get("timestamp"))) is not None
     )
-    if not levels:
+    if not any(level in ("light", "deep", "rem", "awake") for _, level in levels):
+        # Only "unmeasurable": the watch knows a sleep window but not the sleep. A zero-sleep
+        # night would be worse than none (and would outrank another device's real night).
         return
     first = levels[0][0]
     stops = [
@@ -418,7 +420,12 @@ def _sleep(msgs: FitMessages, clock: Clock, emit: Emit) -> Iterator[tuple[str, p
         ),
     )
     assessment = msgs.first("sleep_assessment") or {}
-    scores = {k: float(v) for k, v in assessment.items() if isinstance(v, int | float)}
+    # Fields the SDK's profile does not name come back keyed by number: not a score we can label.
+    scores = {
+        k: float(v)
+        for k, v in assessment.items()
+        if isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool)
+    }
     if scores:
         yield (
             "vendor_score",

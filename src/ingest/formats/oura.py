@@ -174,6 +174,9 @@ class _Acc:
         }
         self.daily: dict[str, list] = {"date": [], "name": [], "value": [], "ts": [], "ts_off": []}
         self.temp: dict[str, list] = {"date": [], "value": [], "ts": [], "ts_off": []}
+        # Records seen, kept or not: a file of unscored days or rest periods is a valid export
+        # with nothing for the lake, not a broken file.
+        self.recognised = 0
 
     def score(self, day: date, name: str, value: Any, stamp: str | None = None) -> None:
         if isinstance(value, int | float) and not isinstance(value, bool):
@@ -248,6 +251,7 @@ def _add_sleep_v1(acc: _Acc, rec: dict) -> None:
 def _collect(data: Any) -> _Acc:
     acc = _Acc()
     for kind, rec in _records(data):
+        acc.recognised += 1
         if kind == "sleep_v2":
             _add_sleep_v2(acc, rec)
         elif kind == "sleep_v1":
@@ -394,8 +398,11 @@ def read(ctx: FileContext) -> Iterator[tuple[str, pl.DataFrame]]:
     except UnicodeDecodeError as exc:
         raise ReadError(f"not UTF-8 text: {exc}") from None
     acc = _collect(loads_lenient(text))
-    if not acc.sleep["start"] and not acc.daily["date"] and not acc.temp["date"]:
+    if not acc.recognised:
         raise ReadError("no Oura sleep, readiness or activity records found")
+    if not acc.sleep["start"] and not acc.daily["date"] and not acc.temp["date"]:
+        ctx.notes.append(f"{acc.recognised} Oura record(s) without values to keep (unscored)")
+        return
 
     def conform(df: pl.DataFrame, tbl: str) -> pl.DataFrame:
         return ctx.conform(df, tbl, source=SOURCE, device=DEVICE)
