@@ -208,3 +208,42 @@ def test_offset_parsing():
     zones = pl.Series(["UTC-04:00", "UTC+05:30", "UTCZ", "UTC", "UTC+14:00", "EST"])
     got = pl.select(whoop.offset_minutes(pl.lit(zones))).to_series().to_list()
     assert got == [-240, 330, 0, 0, 840, None]
+
+
+def test_columns_in_another_order_and_some_missing_still_read(tmp_path, settings):
+    # A later app version: zone column first, a new column, no SpO2 or skin temperature.
+    header = [
+        "Cycle timezone",
+        "Cycle start time",
+        "Cycle end time",
+        "Recovery score %",
+        "Resting heart rate (bpm)",
+        "Heart rate variability (ms)",
+        "Sleep onset",
+        "Wake onset",
+        "Asleep duration (min)",
+        "In bed duration (min)",
+        "Some new metric",
+    ]
+    row = [
+        "UTC-04:00",
+        "2025-03-01 22:10:00",
+        "2025-03-02 21:50:00",
+        "61",
+        "52",
+        "63",
+        "2025-03-01 22:30:00",
+        "2025-03-02 06:40:00",
+        "455",
+        "490",
+        "7",
+    ]
+    f = tmp_path / "physiological_cycles.csv"
+    f.write_text(",".join(header) + "\n" + ",".join(row) + "\n")
+    assert detect(f, read_head(f)) is whoop
+    rep = ingest_paths([f], "u1", settings)
+    assert rep.files[0].status == "ingested", rep.files[0].error
+    ep = store.read(settings.lake, "sleep_episode").row(0, named=True)
+    assert str(ep["sleep_date"]) == "2025-03-02" and ep["tst_min"] == 455
+    vit = store.read(settings.lake, "vitals")
+    assert vit["metric"].to_list() == ["resting_hr"]

@@ -30,6 +30,35 @@ VENDOR = "whoop"
 TIME_FMT = "%Y-%m-%d %H:%M:%S"
 
 _CYCLE = ("Cycle start time", "Cycle end time", "Cycle timezone")
+_OPTIONAL = (
+    "Activity Strain",
+    "Activity name",
+    "Answered yes",
+    "Asleep duration (min)",
+    "Average HR (bpm)",
+    "Awake duration (min)",
+    "Blood oxygen %",
+    "Day Strain",
+    "Deep (SWS) duration (min)",
+    "Distance (meters)",
+    "Duration (min)",
+    "Energy burned (cal)",
+    "Heart rate variability (ms)",
+    "In bed duration (min)",
+    "Light sleep duration (min)",
+    "Max HR (bpm)",
+    "Nap",
+    "Notes",
+    "Recovery score %",
+    "Respiratory rate (rpm)",
+    "Resting heart rate (bpm)",
+    "Skin temp (celsius)",
+    "Sleep consistency %",
+    "Sleep debt (min)",
+    "Sleep efficiency %",
+    "Sleep need (min)",
+    "Sleep performance %",
+)
 _ZONE = re.compile(r"^UTC(?:([+-])(\d{1,2}):?(\d{2}))?Z?$")
 _SLEEP_SCORES = {
     "Sleep performance %": "sleep_performance",
@@ -55,7 +84,7 @@ def _header(head: bytes) -> list[str]:
 
 
 def _kind(cols: list[str]) -> str | None:
-    if cols[:3] != list(_CYCLE):
+    if not set(_CYCLE) <= set(cols):  # by name: WHOOP has reordered and added columns before
         return None
     if "Recovery score %" in cols:
         return "cycles"
@@ -97,6 +126,10 @@ def _load(path: Path) -> pl.DataFrame:
     except (UnicodeDecodeError, pl.exceptions.ComputeError) as exc:
         raise ReadError(f"unreadable WHOOP CSV: {exc}") from None
     df = df.rename({c: c.strip() for c in df.columns})
+    # Columns come and go between app versions: a missing optional one is empty, not an error.
+    df = df.with_columns(
+        pl.lit(None, dtype=pl.String).alias(c) for c in _OPTIONAL if c not in df.columns
+    )
     df = df.with_columns(offset_minutes(pl.col("Cycle timezone")).alias("utc_offset_min"))
     bad = df.filter(pl.col("utc_offset_min").is_null() & pl.col("Cycle timezone").is_not_null())
     if bad.height:
