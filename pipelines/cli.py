@@ -36,6 +36,10 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", help="tunewell.toml 
 
 
 def _quiet_prefect() -> None:
+    if not os.environ.get("PREFECT_API_URL"):
+        # With the temporary API nobody reads task-run history after the process exits, and its
+        # recorder, still flushing when the process ends, logs CancelledError tracebacks.
+        os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
@@ -77,9 +81,17 @@ def _print_run(rep: dict) -> None:
         )
     if rep["tables"]:
         console.print(rows)
+    quarantined = [f for f in rep["files"] if f["status"] == "quarantined"]
+    for f in quarantined:
+        console.print(f"[yellow]quarantined[/] {f['error']}")
     for f in rep["files"]:
-        if f["status"] == "quarantined":
-            console.print(f"[yellow]quarantined[/] {f['file']}: {f['error']}")
+        if f["status"] == "skipped":
+            console.print(f"[dim]skipped (no reader for its content)[/] {f['file']}")
+    if quarantined:
+        console.print(
+            "Quarantined files are kept with their reason in <lake>/quarantine/. Once the cause "
+            "is fixed (e.g. a missing --start-date), run again with --retry-quarantined."
+        )
 
 
 @contextlib.contextmanager
@@ -106,6 +118,10 @@ def ingest(
             "--tz", help="The user's home time zone, used where a record carries no offset"
         ),
     ] = None,
+    fitabase_id: Annotated[
+        str | None,
+        typer.Option("--fitabase-id", help="Participant Id to take from Fitabase files"),
+    ] = None,
     start_date: Annotated[
         str | None,
         typer.Option(
@@ -127,7 +143,9 @@ def ingest(
     if tz:
         base = settings.users.get(user) or UserSettings(user)
         settings.users[user] = replace(base, tz=tz)
-    options = {"start_date": date.fromisoformat(start_date)} if start_date else {}
+    options: dict = {"start_date": date.fromisoformat(start_date)} if start_date else {}
+    if fitabase_id:
+        options["fitabase_id"] = fitabase_id
     cands = list(runner.discover(paths, user))
     with _progress() as prog, _second_writer_exits():
         task = prog.add_task("reading", total=len(cands))
@@ -173,7 +191,9 @@ def nightly(
 
 @app.command()
 def demo(
-    lake: LakeOpt = None,
+    lake: Annotated[
+        Path | None, typer.Option("--lake", help="Lake folder (default: <out>/lake)")
+    ] = None,
     users: Annotated[int, typer.Option("--users", min=1, help="Synthetic people")] = 3,
     days: Annotated[int, typer.Option("--days", min=7, help="Days per person")] = 35,
     seed: Annotated[int, typer.Option(help="Random seed")] = 7,
@@ -238,7 +258,15 @@ def query(
 
     from tunewell.lake.query import run_query
 
+    if fmt not in ("table", "csv", "json"):
+        raise typer.BadParameter("--format must be table, csv or json")
     settings = load_settings(config, lake)
+    if not (Path(settings.lake) / "DICTIONARY.md").exists():
+        console.print(
+            f"[red]no tunewell lake at {settings.lake}[/] (give --lake, set TUNEWELL_LAKE, or "
+            "run `tunewell demo`, whose lake is data/demo/lake)"
+        )
+        raise typer.Exit(1)
     try:
         result = run_query(settings.lake, sql)
     except duckdb.Error as exc:
@@ -248,15 +276,13 @@ def query(
         typer.echo(result.write_csv(), nl=False)
     elif fmt == "json":
         typer.echo(json.dumps(result.to_dicts(), default=str, indent=1))
-    elif fmt == "table":
+    else:
         t = Table()
         for c in result.columns:
             t.add_column(c)
         for row in result.iter_rows():
             t.add_row(*("" if v is None else str(v) for v in row))
         console.print(t)
-    else:
-        raise typer.BadParameter("--format must be table, csv or json")
 
 
 if __name__ == "__main__":

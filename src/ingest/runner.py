@@ -31,7 +31,7 @@ from pathlib import Path
 import polars as pl
 
 from tunewell.ingest import validate
-from tunewell.ingest.base import FileContext
+from tunewell.ingest.base import FileContext, ReadError
 from tunewell.ingest.registry import detect, guess_format, read_head
 from tunewell.lake import manifest
 from tunewell.lake.settings import Settings, UserSettings
@@ -206,7 +206,7 @@ def stage_file(
     staged = StagedFile(res, Path(path))
     stage = _staging(lake, sha)
     shutil.rmtree(stage, ignore_errors=True)
-    ctx = FileContext(Path(path), display, sha, user, options or {})
+    ctx = FileContext(Path(path), display, sha, user, {**user.options, **(options or {})})
     try:
         pending: dict[str, list[pl.DataFrame]] = {}
         n = 0
@@ -223,7 +223,8 @@ def stage_file(
     except Exception as exc:  # whatever a reader raises is a property of this file
         shutil.rmtree(stage, ignore_errors=True)
         staged.tables.clear()
-        _quarantine(lake, Path(path), res, f"{display}: {type(exc).__name__}: {exc}")
+        msg = str(exc) if isinstance(exc, ReadError) else f"{type(exc).__name__}: {exc}"
+        _quarantine(lake, Path(path), res, msg if msg.startswith(display) else f"{display}: {msg}")
     res.seconds = time.perf_counter() - t0
     return [staged]
 
@@ -349,6 +350,7 @@ def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
             r = s.result
             if r.status == "staged":
                 r.status = "ingested"
+                manifest.release(lake, r.sha256)  # a retried file leaves quarantine
             elif r.status == "container":
                 # An archive with a rejected member is "partial": --retry-quarantined opens it
                 # again (its good members are then already seen), a plain run skips it.

@@ -91,6 +91,16 @@ def quarantine(lake: Path, src: Path, reason: QuarantineReason) -> Path:
     return dest
 
 
+def release(lake: Path, sha: str) -> int:
+    """Remove a file's quarantine copy and reason once a retry has ingested it."""
+    qdir = Path(lake) / "quarantine"
+    gone = 0
+    for p in qdir.glob(f"{sha[:12]}-*"):
+        p.unlink()
+        gone += 1
+    return gone
+
+
 def quarantined(lake: Path) -> list[QuarantineReason]:
     qdir = Path(lake) / "quarantine"
     return [QuarantineReason(**json.loads(p.read_text())) for p in sorted(qdir.glob("*.json"))]

@@ -51,6 +51,8 @@ class UserSettings:
     hr_max: float | None = None
     hr_rest: float | None = None
     birth_year: int | None = None
+    # Reader options for this user's files, e.g. start_date (MMASH) or fitabase_id (Fitabase).
+    options: dict = field(default_factory=dict)
 
     def zone_periods(self) -> tuple[ZonePeriod, ...]:
         """Zone history sorted by start, with the home zone covering everything before it."""
@@ -108,6 +110,7 @@ def _user(user_id: str, raw: dict) -> UserSettings:
         hr_max=raw.get("hr_max"),
         hr_rest=raw.get("hr_rest"),
         birth_year=raw.get("birth_year"),
+        options=dict(raw.get("options", {})),
     )
 
 

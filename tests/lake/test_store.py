@@ -239,6 +239,7 @@ def test_settings_from_toml_and_environment(tmp_path: Path, monkeypatch):
         '[lake]\npath = "mylake"\n[sources]\npriority = ["oura", "garmin_fit"]\n'
         '[users.ann]\ntz = "Europe/Berlin"\nsex = "female"\n'
         'tz_history = [{since = "2026-04-01", tz = "America/New_York"}]\n'
+        '[users.ann.options]\nstart_date = 2020-01-06\nfitabase_id = "6962181067"\n'
     )
     monkeypatch.delenv("TUNEWELL_LAKE", raising=False)
     s = load_settings(cfg)
@@ -246,6 +247,7 @@ def test_settings_from_toml_and_environment(tmp_path: Path, monkeypatch):
     assert s.priority_rank("oura") < s.priority_rank("garmin_fit") < s.priority_rank("fitbit")
     ann = s.user("ann")
     assert ann.zone_periods()[-1] == ZonePeriod(date(2026, 4, 1), "America/New_York")
+    assert ann.options == {"start_date": date(2020, 1, 6), "fitabase_id": "6962181067"}
     monkeypatch.setenv("TUNEWELL_LAKE", str(tmp_path / "envlake"))
     assert load_settings(cfg).lake == tmp_path / "envlake"
 

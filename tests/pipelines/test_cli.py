@@ -86,6 +86,9 @@ def test_ingest_reports_quarantine_and_exits_zero(fit_folder: Path, tmp_path: Pa
 
 
 def test_query_on_an_empty_lake_has_every_table(tmp_path: Path):
+    from tunewell.lake.store import init_lake
+
+    init_lake(tmp_path / "lake")
     res = runner.invoke(
         app,
         [
@@ -123,6 +126,55 @@ def test_a_second_writer_is_told_who_holds_the_lake(tmp_path: Path):
 
 
 def test_a_bad_query_says_why_without_a_traceback(tmp_path: Path):
+    from tunewell.lake.store import init_lake
+
+    init_lake(tmp_path / "lake")
     res = runner.invoke(app, ["query", "--lake", str(tmp_path / "lake"), "select nope from steps"])
     assert res.exit_code == 2
     assert "query failed" in res.output and "nope" in res.output
+
+
+def test_query_of_a_folder_that_is_no_lake_says_so(tmp_path: Path):
+    res = runner.invoke(app, ["query", "--lake", str(tmp_path / "nope"), "select 1"])
+    assert res.exit_code == 1 and "no tunewell lake" in res.output
+
+
+@pytest.mark.realdata
+def test_options_from_the_command_line_and_a_quarantine_retry(tmp_path: Path):
+    mmash = shared("mmash", "user_1")
+    lake = tmp_path / "lake"
+    first = runner.invoke(
+        app,
+        [
+            "ingest",
+            str(mmash / "RR.csv"),
+            "--user",
+            "m",
+            "--lake",
+            str(lake),
+            "--json",
+            "--no-features",
+        ],
+    )
+    rep = json.loads(first.output)
+    assert rep["quarantined"] == 1 and "--start-date" in rep["quarantine_reasons"][0]["error"]
+    assert list((lake / "quarantine").glob("*RR.csv*"))
+    again = runner.invoke(
+        app,
+        [
+            "ingest",
+            str(mmash / "RR.csv"),
+            "--user",
+            "m",
+            "--lake",
+            str(lake),
+            "--json",
+            "--no-features",
+            "--start-date",
+            "2020-01-06",
+            "--retry-quarantined",
+        ],
+    )
+    rep = json.loads(again.output)
+    assert rep["ingested"] == 1 and rep["tables"]["rr_interval"]["inserted"] > 90_000
+    assert not list((lake / "quarantine").glob("*RR.csv*"))  # released after the retry

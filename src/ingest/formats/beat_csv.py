@@ -55,14 +55,15 @@ def _start_date(ctx: FileContext) -> date:
     value = ctx.options.get("start_date")
     if value is None:
         raise ReadError(
-            f"{ctx.display}: day/time-only recording needs options['start_date'] "
-            "(the date of day 1)"
+            f"{ctx.display}: this recording has day numbers and clock times only; give the date "
+            "of day 1 (tunewell ingest --start-date YYYY-MM-DD, or start_date under "
+            "[users.<id>.options] in tunewell.toml)"
         )
     if isinstance(value, str):
         try:
             return date.fromisoformat(value)
         except ValueError as exc:
-            raise ReadError(f"{ctx.display}: options['start_date'] is not a date: {value}") from exc
+            raise ReadError(f"{ctx.display}: start_date is not a date: {value}") from exc
     return value
 
 

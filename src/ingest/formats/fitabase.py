@@ -76,7 +76,8 @@ def _participant(ctx: FileContext, lf: pl.LazyFrame) -> pl.LazyFrame:
         if ids.len() > 1:
             raise ReadError(
                 f"{ctx.display}: Fitabase file holds {ids.len()} participants (Id); "
-                "pass options={'fitabase_id': <Id>} to choose one"
+                "choose one with tunewell ingest --fitabase-id <Id> (or fitabase_id under "
+                "[users.<id>.options] in tunewell.toml)"
             )
         return lf
     return lf.filter(pl.col("Id") == str(chosen))
