@@ -780,6 +780,11 @@ def dictionary_markdown() -> str:
         "tables in `gold/<table>/user_id=…/year=…/`. Times are UTC; `utc_offset_min` gives local "
         "time. Durations are computed in UTC, dates and clock times in local time.",
         "",
+        "Definition sources: `METRICS.md` and `DESIGN.md` are `docs/METRICS.md` and "
+        "`docs/DESIGN.md` in the tunewell repository; the literature they cite is listed there. "
+        "`scores` and `weekly_summary` are part of the contract but not produced yet (the "
+        "models and coach layers come later).",
+        "",
     ]
     for t in TABLES.values():
         lines += [
@@ -793,8 +798,7 @@ def dictionary_markdown() -> str:
             "|---|---|---|---|---|",
         ]
         for c in t.columns:
-            lines.append(
-                f"| `{c.name}` | {c.type} | {c.unit} | {c.meaning.replace('|', '/')} | {c.source} |"
-            )
+            cells = [f"`{c.name}`", str(c.type), c.unit, c.meaning, c.source]
+            lines.append("| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |")
         lines.append("")
     return "\n".join(lines)
