@@ -45,7 +45,7 @@ class ZonePeriod:
 @dataclass(frozen=True)
 class UserSettings:
     user_id: str
-    tz: str = "UTC"
+    tz: str | None = None  # None: not configured, so times without an offset are assumed UTC
     tz_history: tuple[ZonePeriod, ...] = ()
     sex: str | None = None  # "male" | "female" | None, for TRIMP constants
     hr_max: float | None = None
@@ -57,7 +57,15 @@ class UserSettings:
     def zone_periods(self) -> tuple[ZonePeriod, ...]:
         """Zone history sorted by start, with the home zone covering everything before it."""
         periods = sorted(self.tz_history, key=lambda p: p.since)
-        return (ZonePeriod(date(1900, 1, 1), self.tz), *periods)
+        return (ZonePeriod(date(1900, 1, 1), self.home_tz), *periods)
+
+    @property
+    def home_tz(self) -> str:
+        return self.tz or "UTC"
+
+    @property
+    def zone_configured(self) -> bool:
+        return self.tz is not None or bool(self.tz_history)
 
 
 @dataclass(frozen=True)
@@ -104,7 +112,7 @@ def _user(user_id: str, raw: dict) -> UserSettings:
     )
     return UserSettings(
         user_id=user_id,
-        tz=raw.get("tz", "UTC"),
+        tz=raw.get("tz"),
         tz_history=hist,
         sex=raw.get("sex"),
         hr_max=raw.get("hr_max"),
@@ -170,7 +178,9 @@ def settings_toml(settings: Settings) -> str:
         "",
     ]
     for u in settings.users.values():
-        lines += [f"[users.{u.user_id}]", f'tz = "{u.tz}"']
+        lines.append(f"[users.{u.user_id}]")
+        if u.tz:
+            lines.append(f'tz = "{u.tz}"')
         if u.sex:
             lines.append(f'sex = "{u.sex}"')
         if u.hr_max:

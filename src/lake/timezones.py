@@ -39,7 +39,7 @@ def zone_offsets(df: pl.DataFrame, user: UserSettings, utc_col: str = "start_utc
         cond = utc >= pl.lit(start_utc).dt.cast_time_unit("us")
         offset_expr = pl.when(cond).then(_offset_in_zone(utc, p.tz)).otherwise(offset_expr)
         name_expr = pl.when(cond).then(pl.lit(p.tz)).otherwise(name_expr)
-    source = "user_setting" if user.tz != "UTC" or user.tz_history else "assumed"
+    source = "user_setting" if user.zone_configured else "assumed"
     for c, default in (("utc_offset_min", None), ("tz_name", None), ("tz_source", None)):
         if c not in df.columns:
             df = df.with_columns(pl.lit(default).alias(c))

@@ -64,3 +64,8 @@ def test_unknown_zone_is_labelled_assumed_utc():
     df = zone_offsets(_frame(datetime(2026, 1, 1, tzinfo=UTC)), UserSettings("u"))
     assert df["utc_offset_min"].to_list() == [0]
     assert df["tz_source"].to_list() == ["assumed"]
+
+
+def test_an_explicit_utc_home_zone_is_a_user_setting():
+    df = zone_offsets(_frame(datetime(2026, 1, 1, tzinfo=UTC)), UserSettings("u", tz="UTC"))
+    assert df["tz_source"].to_list() == ["user_setting"]

@@ -156,7 +156,7 @@ class Clock:
                     offset = round(diff / 900) * 15
             elif isinstance(ts, int) and ts < SYSTEM_TIME_MAX and anchor is None:
                 anchor = (ts, from_fit_seconds(local).replace(tzinfo=None))
-        tz = user.tz if anchor is None else zone_on(user, anchor[1].date())
+        tz = user.home_tz if anchor is None else zone_on(user, anchor[1].date())
         return cls(offset, anchor, tz, user)
 
     def utc(self, value: Any) -> datetime | None:
