@@ -65,7 +65,7 @@ def nightly(
     report = write_silver(staged, settings)
     gold = update_gold(report, settings, full)
     rep, path = quality_report(report, settings)
-    rep["gold"] = {"users": gold.users, "rows": gold.rows, "ranges": gold.ranges}
+    rep["gold_refresh"] = {"users": gold.users, "rows": gold.rows, "ranges": gold.ranges}
     rep["report_path"] = str(path)
     return rep
 

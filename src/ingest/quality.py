@@ -51,6 +51,31 @@ def merge_counts(lake: Path, settings: Settings, users: list[str]) -> list[dict]
     ]
 
 
+def gold_coverage(lake: Path, users: list[str]) -> list[dict]:
+    """Per user: nights in gold and how many had each feature family, so a reader sees at once
+    whether the numbers behind a score exist (a calibrating baseline is not a bad night)."""
+    nf = store.scan(lake, "nightly_features", users)
+    return (
+        nf.group_by("user_id")
+        .agg(
+            pl.len().alias("nights"),
+            pl.col("sleep_ok").sum().alias("with_sleep"),
+            pl.col("rmssd_ms").is_not_null().sum().alias("with_rmssd"),
+            (pl.col("sdnn_ms").is_not_null() & pl.col("rmssd_ms").is_null())
+            .sum()
+            .alias("with_sdnn_only"),
+            pl.col("resting_hr").is_not_null().sum().alias("with_resting_hr"),
+            pl.col("sri_ok").sum().alias("with_sri"),
+            (~pl.col("ln_rmssd_calibrating")).sum().alias("hrv_baseline_ready"),
+            pl.col("sleep_date").min().cast(pl.String).alias("first"),
+            pl.col("sleep_date").max().cast(pl.String).alias("last"),
+        )
+        .sort("user_id")
+        .collect()
+        .to_dicts()
+    )
+
+
 def build_report(run: RunReport, settings: Settings) -> dict:
     lake = Path(settings.lake)
     users = sorted({f.user_id for f in run.files}) or store.users_in(lake)
@@ -64,6 +89,7 @@ def build_report(run: RunReport, settings: Settings) -> dict:
     ]
     rep["notes"] = [{"file": f.file, "note": n} for f in run.files for n in f.notes]
     rep["merge"] = merge_counts(lake, settings, users) if users else []
+    rep["gold"] = gold_coverage(lake, users) if users else []
     cov = coverage(lake, users) if users else pl.DataFrame()
     rep["coverage"] = (
         cov.with_columns(pl.col("first_day", "last_day").cast(pl.String)).to_dicts()
@@ -95,16 +121,20 @@ def to_markdown(rep: dict) -> str:
             f"| {name} | {t['rows_in'] + invalid} | {t['inserted']} | {t['updated']} | "
             f"{t['unchanged']} | {t['duplicates_in_batch']} | {invalid} |"
         )
-    if rep["invalid_rows"]:
+    if rep.get("validated"):
         lines += [
             "",
-            "## Invalid rows by expectation",
+            "## Validation (Great Expectations suite per table)",
             "",
-            "| table | expectation | rows |",
-            "|---|---|---|",
+            "| table | rows checked | expectation | failing rows |",
+            "|---|---|---|---|",
         ]
-        for tbl, fails in rep["invalid_rows"].items():
-            lines += [f"| {tbl} | {name} | {n} |" for name, n in fails.items()]
+        for tbl, v in rep["validated"].items():
+            fails = rep["invalid_rows"].get(tbl, {})
+            lines += [
+                f"| {tbl} | {v['rows']} | {name} | {fails.get(name, 0)} |"
+                for name in v["expectations"]
+            ]
     if rep["quarantine_reasons"]:
         lines += ["", "## Quarantined files", "", "| file | format | reason |", "|---|---|---|"]
         lines += [
@@ -138,6 +168,21 @@ def to_markdown(rep: dict) -> str:
             f"| {c['user_id']} | {c['table']} | {c['source']} | {c['days']} | "
             f"{c['first_day']} | {c['last_day']} | {c['rows']} |"
             for c in rep["coverage"]
+        ]
+    if rep.get("gold"):
+        lines += [
+            "",
+            "## Gold: nights and what each had",
+            "",
+            "| user | nights | sleep | RMSSD | SDNN only | resting HR | SRI | "
+            "HRV baseline ready | first | last |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {g['user_id']} | {g['nights']} | {g['with_sleep']} | {g['with_rmssd']} | "
+            f"{g['with_sdnn_only']} | {g['with_resting_hr']} | {g['with_sri']} | "
+            f"{g['hrv_baseline_ready']} | {g['first']} | {g['last']} |"
+            for g in rep["gold"]
         ]
     return "\n".join(lines) + "\n"
 

@@ -79,6 +79,8 @@ class RunReport:
     files: list[FileResult] = field(default_factory=list)
     tables: dict[str, UpsertStats] = field(default_factory=dict)
     invalid_rows: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Per table: rows checked and the Great Expectations suite's expectations that ran on them.
+    validated: dict[str, dict] = field(default_factory=dict)
     # Local dates that got rows in this run, per user: what the gold refresh must recompute.
     changed_dates: dict[str, list[date]] = field(default_factory=dict)
 
@@ -99,6 +101,7 @@ class RunReport:
             "files": [asdict(f) for f in self.files],
             "tables": {k: asdict(v) for k, v in sorted(self.tables.items())},
             "invalid_rows": self.invalid_rows,
+            "validated": self.validated,
             "changed_days": {u: len(d) for u, d in self.changed_dates.items()},
         }
 
@@ -303,6 +306,10 @@ def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
     for tbl, frames in sorted(by_table.items()):
         df = pl.concat(frames, how="vertical_relaxed")
         out = validate.check(tbl, df)
+        report.validated[tbl] = {
+            "rows": df.height,
+            "expectations": [x.name for x in validate.specs(tbl)],
+        }
         kept[tbl] = out.good
         if out.bad.height:
             report.invalid_rows[tbl] = out.failures

@@ -45,7 +45,17 @@ def test_flow_fills_silver_and_gold(demo_run):
     fp = lake_fingerprint(lake)
     for name in ("sleep_episode", "sleep_stage", "hrv", "heart_rate", "steps", "nightly_features"):
         assert fp[name][0] > 0, name
-    assert (lake / "reports" / "quality-latest.md").exists()
+    md = (lake / "reports" / "quality-latest.md").read_text()
+    for section in (
+        "## Rows per table",
+        "## Validation (Great Expectations suite per table)",
+        "## Several devices: merge",
+        "## Days covered per user and source",
+        "## Gold: nights and what each had",
+    ):
+        assert section in md, section
+    assert "| heart_rate |" in md and "bpm in 25..230" in md
+    assert {g["user_id"] for g in rep["gold"]} == {"p001", "p002"}
     assert (lake / "DICTIONARY.md").exists()
 
 
