@@ -36,8 +36,12 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The issue's size is 100 people x 365 days (~8 min to generate, ~7 min to run both builds);
+# `make bench PEOPLE=5` for a quick look. The results table in bench/README.md is rewritten.
+PEOPLE ?= 100
 bench: install
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/features_bench.py --people $(PEOPLE) --days 365 --rr-minutes 30
+	$(BIN)/python bench/realdata_pass.py
 
 clean:
 	rm -rf $(VENV) data/lake data/inbox data/demo .pytest_cache .ruff_cache
