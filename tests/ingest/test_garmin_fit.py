@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import struct
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -378,3 +378,23 @@ def test_a_night_the_watch_could_not_measure_is_not_a_zero_sleep_night(tmp_path:
     path.write_bytes(_raw_sleep([0, 0, 0], [(6, 0)]))  # all "unmeasurable", score 0
     t = read_tables(path)
     assert all(df.is_empty() for df in t.values())
+
+
+def test_a_daily_file_across_the_dst_change_gets_both_offsets(tmp_path: Path) -> None:
+    from tunewell.synth.generate import write_inbox
+    from tunewell.synth.people import simulate
+
+    pop = simulate(3, 8, seed=7, start=date(2026, 3, 25))
+    users = write_inbox(pop, tmp_path / "inbox")
+    user = next(u for u in users.values() if u.tz == "Europe/Berlin" and not u.tz_history)
+    change = datetime(2026, 3, 29, 1, 0, tzinfo=UTC)  # 02:00 CET → 03:00 CEST
+    day = []
+    for f in sorted((tmp_path / "inbox" / user.user_id).rglob("*WELLNESS.fit")):
+        hr = read_tables(f, user).get("heart_rate")
+        if hr is not None and hr["start_utc"].min() < change < hr["start_utc"].max():
+            day.append(hr)
+    (hr,) = day
+    before = hr.filter(pl.col("start_utc") < change)["utc_offset_min"].unique().to_list()
+    after = hr.filter(pl.col("start_utc") >= change)["utc_offset_min"].unique().to_list()
+    assert (before, after) == ([60], [120])
+    assert set(hr["tz_source"]) == {"device"} and set(hr["tz_name"]) == {"Europe/Berlin"}

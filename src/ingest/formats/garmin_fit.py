@@ -140,10 +140,11 @@ class Clock:
     anchor: tuple[int, datetime] | None  # (system seconds, local wall-clock) for system time
     tz: str  # zone in which the anchor's wall-clock time is read
     user: UserSettings
+    offset_at: datetime | None = None  # the instant the device's offset was read at
 
     @classmethod
     def of(cls, msgs: FitMessages, user: UserSettings) -> Clock:
-        offset, anchor = None, None
+        offset, anchor, offset_at = None, None, None
         for name, m in msgs.ordered:
             if name not in _OFFSET_SOURCES:
                 continue
@@ -154,10 +155,11 @@ class Clock:
                 diff = local - fit_seconds(ts)
                 if abs(diff) <= _MAX_OFFSET_S:
                     offset = round(diff / 900) * 15
+                    offset_at = ts if ts.tzinfo else ts.replace(tzinfo=UTC)
             elif isinstance(ts, int) and ts < SYSTEM_TIME_MAX and anchor is None:
                 anchor = (ts, from_fit_seconds(local).replace(tzinfo=None))
         tz = user.home_tz if anchor is None else zone_on(user, anchor[1].date())
-        return cls(offset, anchor, tz, user)
+        return cls(offset, anchor, tz, user, offset_at)
 
     def utc(self, value: Any) -> datetime | None:
         if isinstance(value, datetime):
@@ -171,8 +173,23 @@ class Clock:
         return None
 
     def label(self, df: pl.DataFrame) -> pl.DataFrame:
+        """The device's offset on every row; where the user's configured zone agrees with the
+        device at the instant it reported, that zone's rules instead, so a daily file across a
+        DST change gets the new offset after the change rather than one offset all day."""
         if self.offset_min is None or "utc_offset_min" in df.columns:
             return df
+        if self.user.zone_configured and self.offset_at is not None and df.height:
+            at = zone_offsets(
+                pl.DataFrame({"start_utc": [self.offset_at]}, schema={"start_utc": UTC_TS}),
+                self.user,
+            )
+            if at["utc_offset_min"][0] == self.offset_min:
+                zoned = zone_offsets(df.select(pl.col("start_utc").cast(UTC_TS)), self.user)
+                return df.with_columns(
+                    zoned["utc_offset_min"],
+                    zoned["tz_name"],
+                    pl.lit("device").alias("tz_source"),
+                )
         return df.with_columns(
             pl.lit(self.offset_min, dtype=pl.Int32).alias("utc_offset_min"),
             pl.lit("device").alias("tz_source"),
