@@ -304,6 +304,21 @@ def test_quantities_map_to_tables_and_units(tmp_path):
     assert t["vitals"].filter(pl.col("metric") == "weight")["device"].item() == "health"
 
 
+def test_heart_rate_in_count_per_second_is_converted(tmp_path):
+    s = "2023-03-04 07:00:00 -0500"
+    body = rec(f"{HK}HeartRate", s, value=72) + rec(
+        f"{HK}HeartRate",
+        "2023-03-04 07:01:00 -0500",
+        value=1.2,
+        unit="count/s",
+        addr=None,
+        source="Some App",
+    )
+    path = tmp_path / "export.xml"
+    path.write_bytes(export_xml(body))
+    assert sorted(read_all(path)["heart_rate"]["bpm"].to_list()) == [72.0, 72.0]
+
+
 def test_hrv_stays_sdnn_and_beats_become_rr_intervals(tmp_path):
     beats = "".join(
         f'<InstantaneousBeatsPerMinute bpm="{b}" time="{t}"/>'

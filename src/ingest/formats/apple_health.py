@@ -402,8 +402,12 @@ def _records_frames(ctx: FileContext, raw: pl.DataFrame) -> Iterator[tuple[str, 
         for t in ("heart_rate", "vitals", "hrv", "steps")
     }
     if tables["heart_rate"].height:
+        # Apple writes count/min; a third-party app may write count/s (HealthKit converts both).
+        per_s = pl.col("unit").str.strip_chars() == "count/s"
         hr = tables["heart_rate"].with_columns(
-            point_end, bpm=pl.col("value"), context=pl.lit("sample")
+            point_end,
+            bpm=pl.when(per_s).then(pl.col("value") * 60).otherwise(pl.col("value")),
+            context=pl.lit("sample"),
         )
         yield "heart_rate", _conform(ctx, hr, "heart_rate", ["bpm", "context"])
     if tables["steps"].height:
