@@ -141,40 +141,16 @@ def test_query_of_a_folder_that_is_no_lake_says_so(tmp_path: Path):
 
 @pytest.mark.realdata
 def test_options_from_the_command_line_and_a_quarantine_retry(tmp_path: Path):
-    mmash = shared("mmash", "user_1")
+    rr = shared("mmash", "user_1", "RR.csv")
     lake = tmp_path / "lake"
-    first = runner.invoke(
-        app,
-        [
-            "ingest",
-            str(mmash / "RR.csv"),
-            "--user",
-            "m",
-            "--lake",
-            str(lake),
-            "--json",
-            "--no-features",
-        ],
-    )
-    rep = json.loads(first.output)
+
+    def ingest(*extra: str) -> dict:
+        args = ["ingest", str(rr), "--user", "m", "--lake", str(lake), "--json", "--no-features"]
+        return json.loads(runner.invoke(app, [*args, *extra]).output)
+
+    rep = ingest()
     assert rep["quarantined"] == 1 and "--start-date" in rep["quarantine_reasons"][0]["error"]
     assert list((lake / "quarantine").glob("*RR.csv*"))
-    again = runner.invoke(
-        app,
-        [
-            "ingest",
-            str(mmash / "RR.csv"),
-            "--user",
-            "m",
-            "--lake",
-            str(lake),
-            "--json",
-            "--no-features",
-            "--start-date",
-            "2020-01-06",
-            "--retry-quarantined",
-        ],
-    )
-    rep = json.loads(again.output)
+    rep = ingest("--start-date", "2020-01-06", "--retry-quarantined")
     assert rep["ingested"] == 1 and rep["tables"]["rr_interval"]["inserted"] > 90_000
     assert not list((lake / "quarantine").glob("*RR.csv*"))  # released after the retry
