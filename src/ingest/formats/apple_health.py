@@ -309,6 +309,9 @@ def _device_expr() -> pl.Expr:
     hardware = raw.str.extract(r"hardware:([^ ,>]+(?:,[^ ,>]+)*)")
     from_device = pl.concat_str([name, hardware], separator=" ", ignore_nulls=True)
     dev = pl.when(name.is_not_null()).then(from_device).otherwise(pl.col("source_name"))
+    # "Ann’s iPhone" → "iphone": the owner's name is personal data and changes with a rename.
+    owner = r"^[^'’]{1,40}['’]s\s+"
+    dev = dev.str.replace(owner, "").str.replace_all(r"\s+", " ")  # incl. no-break spaces
     return dev.str.to_lowercase().str.strip_chars().alias("device")
 
 
