@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from tunewell.features.intervals import within
+
 RR_MIN_MS, RR_MAX_MS = 300.0, 2000.0
 MAX_REL_CHANGE = 0.20  # Malik criterion against the previous *kept* beat
 SEGMENT_GAP_S = 5.0  # a recording break: the next beat starts a new reference
@@ -102,21 +104,8 @@ def time_domain(kept: pl.LazyFrame, by: list[str]) -> pl.LazyFrame:
 
 def _assign_episode(samples: pl.LazyFrame, main: pl.LazyFrame) -> pl.LazyFrame:
     """Attach the main-sleep episode each sample falls in (samples outside are dropped)."""
-    eps = main.select("user_id", "sleep_date", "episode_start_utc", "episode_end_utc").sort(
-        "episode_start_utc"
-    )
-    return (
-        samples.sort("start_utc")
-        .join_asof(
-            eps,
-            left_on="start_utc",
-            right_on="episode_start_utc",
-            by="user_id",
-            strategy="backward",
-            check_sortedness=False,
-        )
-        .filter(pl.col("start_utc") < pl.col("episode_end_utc"))
-    )
+    eps = main.select("user_id", "sleep_date", "episode_start_utc", "episode_end_utc")
+    return within(samples, eps, at="start_utc", start="episode_start_utc", end="episode_end_utc")
 
 
 def windows_5min(beats: pl.DataFrame, main: pl.LazyFrame) -> pl.LazyFrame:

@@ -13,6 +13,7 @@ import math
 
 import polars as pl
 
+from tunewell.features.intervals import within
 from tunewell.lake.settings import UserSettings
 
 ACUTE_N, CHRONIC_N = 7, 28  # ACWR (Williams et al. 2017)
@@ -109,18 +110,15 @@ def session_trimp(workouts: pl.LazyFrame, hr: pl.LazyFrame, params: pl.LazyFrame
         "rpe",
     )
     samples = (
-        hr.filter(pl.col("context") == "workout")
-        .select("user_id", pl.col("start_utc").alias("t"), "bpm")
-        .sort("t")
-        .join_asof(
-            wk.select("user_id", "record_id", pl.col("start_utc").alias("ws"), "_end").sort("ws"),
-            left_on="t",
-            right_on="ws",
-            by="user_id",
-            strategy="backward",
-            check_sortedness=False,
+        within(
+            hr.filter(pl.col("context") == "workout").select(
+                "user_id", pl.col("start_utc").alias("t"), "bpm"
+            ),
+            wk.select("user_id", "record_id", pl.col("start_utc").alias("ws"), "_end"),
+            at="t",
+            start="ws",
+            end="_end",
         )
-        .filter(pl.col("t") < pl.col("_end"))
         .sort("record_id", "t")
         .with_columns(
             (
