@@ -95,7 +95,7 @@ def generate(people: int, days: int, rr_minutes: int, out: Path) -> dict:
 def _users(data: Path) -> dict:
     from datetime import date
 
-    from tunewell.lake.settings import UserSettings, ZonePeriod
+    from tunewell.settings import UserSettings, ZonePeriod
 
     raw = json.loads((data / "users.json").read_text())
     return {

@@ -16,7 +16,7 @@ from datetime import date
 from pathlib import Path
 
 from tunewell.ingest import runner
-from tunewell.lake.settings import Settings, UserSettings
+from tunewell.settings import Settings, UserSettings
 
 # (label, folder relative to shared/data, user, options)
 RUNS = [

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tunewell.lake.settings import Settings, UserSettings, load_settings, settings_toml
+from tunewell.settings import Settings, UserSettings, load_settings, save_settings
 
 app = typer.Typer(
     add_completion=False,
@@ -142,7 +142,7 @@ def ingest(
     settings = load_settings(config, lake)
     if tz:
         base = settings.users.get(user) or UserSettings(user)
-        settings.users[user] = replace(base, tz=tz)
+        settings = settings.with_user(replace(base, tz=tz))
     options: dict = {"start_date": date.fromisoformat(start_date)} if start_date else {}
     if fitabase_id:
         options["fitabase_id"] = fitabase_id
@@ -215,8 +215,7 @@ def demo(
     n_files = sum(1 for p in inbox.rglob("*") if p.is_file())
     console.print(f"wrote {n_files} files in real vendor formats to {inbox}")
     settings = Settings(lake=Path(lake), inbox=inbox, users=user_settings)
-    cfg = out / "tunewell.toml"
-    cfg.write_text(settings_toml(settings))
+    cfg = save_settings(settings, out / "tunewell.toml")
     from tunewell.pipelines.nightly import nightly as flow
 
     with console.status("running the nightly flow (Prefect, temporary local API)"):

@@ -7,6 +7,7 @@ one for the run, so this needs nothing running; with ``PREFECT_API_URL`` set it 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from prefect import flow, task, unmapped
@@ -14,8 +15,8 @@ from prefect.cache_policies import NO_CACHE
 
 from tunewell.features.refresh import RefreshStats, refresh_gold
 from tunewell.ingest import quality, runner
-from tunewell.lake.settings import Settings, load_settings
 from tunewell.lake.store import init_lake
+from tunewell.settings import Settings, load_settings
 
 
 @task(cache_policy=NO_CACHE)
@@ -58,7 +59,7 @@ def nightly(
     """Ingest what is new in the inbox and bring features up to date."""
     settings = load_settings(config, lake)
     if inbox:
-        settings = Settings(**{**settings.__dict__, "inbox": Path(inbox)})
+        settings = replace(settings, inbox=Path(inbox))
     init_lake(settings.lake)
     files = discover_files(settings)
     staged = stage.map(files, settings=unmapped(settings), options=unmapped(options or {}))

@@ -34,7 +34,7 @@ def lake(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def settings(lake: Path):
-    from tunewell.lake.settings import Settings, UserSettings
+    from tunewell.settings import Settings, UserSettings
 
     return Settings(
         lake=lake,

@@ -16,8 +16,8 @@ import polars as pl
 from tunewell.features import baselines, circadian, hrv, load, sleep
 from tunewell.lake.frames import conform, empty
 from tunewell.lake.schemas import table
-from tunewell.lake.settings import UserSettings
 from tunewell.lake.timezones import local_date
+from tunewell.settings import UserSettings
 
 # Days of history a nightly row needs: baselines (7 + 60) dominate SRI/timing/IS windows.
 NIGHTLY_LOOKBACK_DAYS = max(baselines.LOOKBACK_DAYS, circadian.SJL_DAYS) + 2

@@ -14,7 +14,7 @@ import math
 import polars as pl
 
 from tunewell.features.intervals import within
-from tunewell.lake.settings import UserSettings
+from tunewell.settings import UserSettings
 
 ACUTE_N, CHRONIC_N = 7, 28  # ACWR (Williams et al. 2017)
 CTL_N, ATL_N = 42, 7

@@ -25,7 +25,7 @@ from tunewell.features.build import (
 )
 from tunewell.lake import manifest, store
 from tunewell.lake.merge import resolve_silver
-from tunewell.lake.settings import Settings
+from tunewell.settings import Settings
 
 FEATURE_INPUTS = (
     "sleep_episode",

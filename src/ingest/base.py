@@ -23,7 +23,7 @@ from typing import Protocol
 import polars as pl
 
 from tunewell.lake.frames import conform
-from tunewell.lake.settings import UserSettings
+from tunewell.settings import UserSettings
 
 HEAD_BYTES = 64 * 1024
 

@@ -16,9 +16,9 @@ import polars as pl
 from tunewell.ingest.runner import RunReport
 from tunewell.lake import store
 from tunewell.lake.merge import resolve_silver
-from tunewell.lake.settings import Settings
 from tunewell.lake.store import atomic_write_bytes
 from tunewell.lake.timezones import local_date
+from tunewell.settings import Settings
 
 
 def coverage(lake: Path, users: list[str] | None = None) -> pl.DataFrame:

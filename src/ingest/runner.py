@@ -34,7 +34,6 @@ from tunewell.ingest import validate
 from tunewell.ingest.base import FileContext, ReadError
 from tunewell.ingest.registry import detect, guess_format, read_head
 from tunewell.lake import manifest
-from tunewell.lake.settings import Settings, UserSettings
 from tunewell.lake.store import (
     UpsertStats,
     atomic_write_bytes,
@@ -44,6 +43,7 @@ from tunewell.lake.store import (
     upsert,
 )
 from tunewell.lake.timezones import local_date
+from tunewell.settings import Settings, UserSettings
 
 SPILL_ROWS = 500_000
 # A file is rejected whole when more than this share of its rows fail validation: then the

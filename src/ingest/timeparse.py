@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from tunewell.ingest.base import FileContext, ReadError
-from tunewell.lake.settings import UserSettings
+from tunewell.settings import UserSettings
 
 
 def zone_on(user: UserSettings, local_day: date) -> str:

@@ -14,8 +14,8 @@ import polars as pl
 import pyarrow as pa
 
 from tunewell.lake.schemas import TS, Table, table
-from tunewell.lake.settings import UserSettings
 from tunewell.lake.timezones import zone_offsets
+from tunewell.settings import UserSettings
 
 
 def _hash(s: str) -> str:

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from tunewell.lake.settings import UserSettings
+from tunewell.settings import UserSettings
 
 
 def _offset_in_zone(utc: pl.Expr, tz: str) -> pl.Expr:

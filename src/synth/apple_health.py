@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from tunewell.lake.settings import UserSettings
+from tunewell.settings import UserSettings
 from tunewell.synth.people import Person, Population
 from tunewell.synth.zones import epoch_s, offsets_min, user_settings
 

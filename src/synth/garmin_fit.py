@@ -31,7 +31,7 @@ import numpy as np
 import polars as pl
 from garmin_fit_sdk import Encoder, Profile
 
-from tunewell.lake.settings import UserSettings
+from tunewell.settings import UserSettings
 from tunewell.synth.people import Person, Population
 from tunewell.synth.zones import epoch_s, offsets_min, user_settings
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from tunewell.lake.settings import UserSettings
+from tunewell.settings import UserSettings
 from tunewell.synth.apple_health import write_apple
 from tunewell.synth.fitbit import write_fitbit
 from tunewell.synth.garmin_fit import write_garmin

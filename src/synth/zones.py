@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from tunewell.lake.settings import UserSettings, ZonePeriod
 from tunewell.lake.timezones import zone_offsets
+from tunewell.settings import UserSettings, ZonePeriod
 from tunewell.synth.people import Person, Population
 
 

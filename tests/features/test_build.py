@@ -17,7 +17,7 @@ from tunewell.features.build import (
 )
 from tunewell.lake.frames import conform
 from tunewell.lake.schemas import table
-from tunewell.lake.settings import UserSettings, ZonePeriod
+from tunewell.settings import UserSettings, ZonePeriod
 
 
 def users_of(pop) -> dict[str, UserSettings]:

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import shared
 from tunewell.features.hrv import clean_mask, nightly_hrv, time_domain
 from tunewell.lake.frames import conform
-from tunewell.lake.settings import UserSettings
+from tunewell.settings import UserSettings
 
 U = UserSettings("u1", tz="Europe/Berlin")
 

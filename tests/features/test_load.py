@@ -12,7 +12,7 @@ from polars.testing import assert_frame_equal
 
 from tunewell.features.build import build_daily_load, load_window
 from tunewell.lake.frames import conform
-from tunewell.lake.settings import UserSettings
+from tunewell.settings import UserSettings
 
 U = UserSettings("u1", tz="UTC", sex="male", hr_max=200.0, hr_rest=50.0)
 
@@ -162,7 +162,7 @@ def test_load_rows_run_to_the_last_worn_day_so_a_rest_week_shows():
 
     from tunewell.features.build import build_daily_load
     from tunewell.lake.frames import conform
-    from tunewell.lake.settings import UserSettings
+    from tunewell.settings import UserSettings
 
     u = UserSettings("r", tz="UTC", hr_max=190, hr_rest=50)
     t0 = datetime(2026, 5, 1, 18, tzinfo=UTC)

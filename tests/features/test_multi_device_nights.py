@@ -9,7 +9,7 @@ import polars as pl
 from tunewell.features.hrv import nightly_hr
 from tunewell.features.sleep import nightly_sleep
 from tunewell.lake.frames import conform
-from tunewell.lake.settings import UserSettings
+from tunewell.settings import UserSettings
 
 USER = UserSettings("u", tz="America/New_York")
 

@@ -9,7 +9,7 @@ from tests.conftest import shared
 from tunewell.features.refresh import refresh_gold
 from tunewell.ingest import runner
 from tunewell.lake import store
-from tunewell.lake.settings import Settings, UserSettings
+from tunewell.settings import Settings, UserSettings
 
 
 @pytest.mark.realdata

@@ -14,7 +14,7 @@ from polars.testing import assert_frame_equal
 from tunewell.features.refresh import refresh_gold
 from tunewell.ingest import runner
 from tunewell.lake import store
-from tunewell.lake.settings import Settings
+from tunewell.settings import Settings
 from tunewell.synth.generate import write_inbox
 from tunewell.synth.people import DEFAULT_START, simulate
 

@@ -10,7 +10,7 @@ import pytest
 
 from tunewell.features.sleep import NIGHT_RULE, nightly_sleep
 from tunewell.lake.frames import conform
-from tunewell.lake.settings import UserSettings
+from tunewell.settings import UserSettings
 
 BERLIN = UserSettings("u1", tz="Europe/Berlin")
 

@@ -19,7 +19,7 @@ from tunewell.ingest.formats import apple_health as ah
 from tunewell.ingest.registry import detect, read_head
 from tunewell.ingest.runner import ingest_paths
 from tunewell.lake import store
-from tunewell.lake.settings import UserSettings
+from tunewell.settings import UserSettings
 
 WATCH = (
     "&lt;&lt;HKDevice: {addr}&gt;, name:Apple Watch, manufacturer:Apple Inc., model:Watch, "
@@ -565,7 +565,7 @@ import resource, sys
 from pathlib import Path
 from tunewell.ingest.base import FileContext
 from tunewell.ingest.formats import apple_health as ah
-from tunewell.lake.settings import UserSettings
+from tunewell.settings import UserSettings
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 ctx = FileContext(Path(sys.argv[1]), "big", "f" * 64, UserSettings("u1"))
 rows, biggest = {}, 0

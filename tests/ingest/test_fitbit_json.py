@@ -14,8 +14,8 @@ from tests.conftest import shared
 from tunewell.ingest.base import FileContext
 from tunewell.ingest.formats import fitbit_json
 from tunewell.ingest.runner import ingest_paths
-from tunewell.lake.settings import UserSettings
 from tunewell.lake.store import read
+from tunewell.settings import UserSettings
 
 
 def _minutes() -> pl.Expr:

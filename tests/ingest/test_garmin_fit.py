@@ -17,7 +17,7 @@ from tunewell.ingest.base import FileContext, ReadError
 from tunewell.ingest.fit_decode import decode, diagnose
 from tunewell.ingest.formats import garmin_fit
 from tunewell.ingest.runner import ingest_paths
-from tunewell.lake.settings import UserSettings
+from tunewell.settings import UserSettings
 
 BROKEN = (
     "activity-filecrc.fit",

@@ -16,7 +16,7 @@ def _day(y: int, m: int, d: int) -> pl.Expr:
 
 @pytest.mark.realdata
 def test_daily_metrics(lake):
-    from tunewell.lake.settings import Settings, UserSettings
+    from tunewell.settings import Settings, UserSettings
 
     settings = Settings(lake=lake, users={"g": UserSettings("g", tz="UTC")})
     f = shared("google-fit", "Daily activity metrics.csv")

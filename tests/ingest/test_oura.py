@@ -12,7 +12,7 @@ from tunewell.ingest.formats import oura
 from tunewell.ingest.registry import detect, read_head
 from tunewell.ingest.runner import ingest_paths
 from tunewell.lake import store
-from tunewell.lake.settings import Settings, UserSettings
+from tunewell.settings import Settings, UserSettings
 from tunewell.synth.oura import write_oura
 from tunewell.synth.people import simulate
 

@@ -21,7 +21,7 @@ from tunewell.ingest.runner import ingest_paths
 from tunewell.ingest.timeparse import local_to_utc, wall_to_utc, zone_on
 from tunewell.lake import store
 from tunewell.lake.merge import resolve_sleep
-from tunewell.lake.settings import Settings, UserSettings, ZonePeriod
+from tunewell.settings import Settings, UserSettings, ZonePeriod
 
 SLEEP = "HKCategoryTypeIdentifierSleepAnalysis"
 SV = "HKCategoryValueSleepAnalysis"

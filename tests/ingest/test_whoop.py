@@ -11,7 +11,7 @@ from tunewell.ingest.formats import whoop
 from tunewell.ingest.registry import detect, read_head
 from tunewell.ingest.runner import ingest_paths
 from tunewell.lake import store
-from tunewell.lake.settings import Settings, UserSettings
+from tunewell.settings import Settings, UserSettings
 from tunewell.synth.people import simulate
 from tunewell.synth.whoop import CYCLES_HEADER, JOURNAL_HEADER, SLEEPS_HEADER, write_whoop
 

@@ -8,7 +8,7 @@ import polars as pl
 
 from tunewell.lake.frames import conform
 from tunewell.lake.merge import resolve, resolve_silver, union_intervals
-from tunewell.lake.settings import UserSettings
+from tunewell.settings import UserSettings
 
 USER = UserSettings("u1", tz="Europe/Berlin")
 PRIO = ("garmin_fit", "apple_health")

@@ -15,7 +15,7 @@ import pytest
 
 from tunewell.lake import manifest, schemas, store
 from tunewell.lake.frames import conform
-from tunewell.lake.settings import UserSettings, ZonePeriod, load_settings
+from tunewell.settings import UserSettings, ZonePeriod, load_settings
 
 USER = UserSettings("u1", tz="Europe/Berlin")
 
@@ -253,7 +253,7 @@ def test_settings_from_toml_and_environment(tmp_path: Path, monkeypatch):
 
 
 def test_pseudonymised_user_ids_are_keyed_hashes(tmp_path: Path):
-    from tunewell.lake.settings import Settings
+    from tunewell.settings import Settings
 
     s = Settings(
         lake=tmp_path,

@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime
 
 import polars as pl
 
-from tunewell.lake.settings import UserSettings, ZonePeriod
 from tunewell.lake.timezones import local_date, zone_offsets
+from tunewell.settings import UserSettings, ZonePeriod
 
 
 def _frame(*utc: datetime) -> pl.DataFrame:

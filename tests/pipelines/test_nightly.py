@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tunewell.lake import store
-from tunewell.lake.settings import Settings, settings_toml
+from tunewell.settings import Settings, settings_toml
 from tunewell.synth.generate import write_inbox
 from tunewell.synth.people import simulate
 

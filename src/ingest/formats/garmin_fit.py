@@ -56,8 +56,8 @@ from tunewell.ingest.fit_decode import (
 )
 from tunewell.ingest.nights import assign_nights
 from tunewell.ingest.timeparse import wall_to_utc, zone_on
-from tunewell.lake.settings import UserSettings
 from tunewell.lake.timezones import local_time, zone_offsets
+from tunewell.settings import UserSettings
 
 SOURCE = "garmin_fit"
 PRIORITY = 10
