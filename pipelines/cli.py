@@ -13,7 +13,7 @@ import time
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -21,6 +21,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tunewell.settings import Settings, UserSettings, load_settings, save_settings
+
+if TYPE_CHECKING:
+    from tunewell.pipelines.quality import QualityReport
 
 app = typer.Typer(
     add_completion=False,
@@ -57,36 +60,41 @@ def _progress() -> Progress:
     )
 
 
-def _print_run(rep: dict) -> None:
+def _print_run(rep: QualityReport) -> None:
+    from tunewell.lake.manifest import FileStatus
+
+    run = rep.run
     t = Table(title="files")
     for c in ("seen", "ingested", "already seen", "quarantined", "skipped"):
         t.add_column(c, justify="right")
+    statuses = (FileStatus.INGESTED, FileStatus.ALREADY_SEEN)
     t.add_row(
-        *(str(rep[k]) for k in ("files_seen", "ingested", "already_seen", "quarantined", "skipped"))
+        str(len(run.files)),
+        *(str(run.count(s)) for s in (*statuses, FileStatus.QUARANTINED, FileStatus.SKIPPED)),
     )
     console.print(t)
     rows = Table(title="rows per table")
     for c in ("table", "in", "new", "updated", "unchanged", "duplicate", "invalid"):
         rows.add_column(c, justify="right" if c != "table" else "left")
-    for name, s in rep["tables"].items():
-        invalid = sum(rep.get("invalid_rows", {}).get(name, {}).values())
+    for name, s in sorted(run.tables.items()):
+        invalid = sum(run.invalid_rows.get(name, {}).values())
         rows.add_row(
             name,
-            str(s["rows_in"] + invalid),
-            str(s["inserted"]),
-            str(s["updated"]),
-            str(s["unchanged"]),
-            str(s["duplicates_in_batch"]),
+            str(s.rows_in + invalid),
+            str(s.inserted),
+            str(s.updated),
+            str(s.unchanged),
+            str(s.duplicates_in_batch),
             str(invalid),
         )
-    if rep["tables"]:
+    if run.tables:
         console.print(rows)
-    quarantined = [f for f in rep["files"] if f["status"] == "quarantined"]
+    quarantined = [f for f in run.files if f.status == FileStatus.QUARANTINED]
     for f in quarantined:
-        console.print(f"[yellow]quarantined[/] {f['error']}")
-    for f in rep["files"]:
-        if f["status"] == "skipped":
-            console.print(f"[dim]skipped (no reader for its content)[/] {f['file']}")
+        console.print(f"[yellow]quarantined[/] {f.error}")
+    for f in run.files:
+        if f.status == FileStatus.SKIPPED:
+            console.print(f"[dim]skipped (no reader for its content)[/] {f.file}")
     if quarantined:
         console.print(
             "Quarantined files are kept with their reason in <lake>/quarantine/. Once the cause "
@@ -137,7 +145,8 @@ def ingest(
     """Ingest exports for one user. Exits 0 when the run completed, even if files were
     quarantined (their reasons are printed and kept in <lake>/quarantine/)."""
     from tunewell.features.refresh import refresh_gold
-    from tunewell.ingest import quality, runner
+    from tunewell.ingest import runner
+    from tunewell.pipelines import quality
 
     settings = load_settings(config, lake)
     if tz:
@@ -162,7 +171,7 @@ def ingest(
     rep = quality.build_report(report, settings)
     path = quality.write_report(rep, settings.lake)
     if as_json:
-        console.print_json(json.dumps(rep, default=str))
+        console.print_json(json.dumps(rep.to_dict(), default=str))
     else:
         _print_run(rep)
         console.print(f"lake: [bold]{settings.lake}[/]   report: {path}")
@@ -186,7 +195,7 @@ def nightly(
         full=full,
     )
     _print_run(rep)
-    console.print(f"report: {rep['report_path']}")
+    console.print(f"report: {rep.report_path}")
 
 
 @app.command()
@@ -224,7 +233,7 @@ def demo(
     _print_outputs(Path(lake), time.perf_counter() - t0, rep)
 
 
-def _print_outputs(lake: Path, seconds: float, rep: dict) -> None:
+def _print_outputs(lake: Path, seconds: float, rep: QualityReport) -> None:
     from tunewell.lake import store
 
     t = Table(title=f"lake {lake}")
@@ -238,7 +247,7 @@ def _print_outputs(lake: Path, seconds: float, rep: dict) -> None:
                 t.add_row(f"{layer}.{name}", str(n), str(store.table_dir(lake, name)))
     console.print(t)
     console.print(f"data dictionary: {lake / 'DICTIONARY.md'}")
-    console.print(f"quality report:  {rep['report_path']}")
+    console.print(f"quality report:  {rep.report_path}")
     console.print(
         f'query it:        tunewell query --lake {lake} "select * from nightly_features limit 5"'
     )

@@ -14,8 +14,9 @@ from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
 
 from tunewell.features.refresh import RefreshStats, refresh_gold
-from tunewell.ingest import quality, runner
+from tunewell.ingest import runner
 from tunewell.lake.store import init_lake
+from tunewell.pipelines import quality
 from tunewell.settings import Settings, load_settings
 
 
@@ -43,7 +44,9 @@ def update_gold(report: runner.RunReport, settings: Settings, full: bool) -> Ref
 
 
 @task(cache_policy=NO_CACHE)
-def quality_report(report: runner.RunReport, settings: Settings) -> tuple[dict, Path]:
+def quality_report(
+    report: runner.RunReport, settings: Settings
+) -> tuple[quality.QualityReport, Path]:
     rep = quality.build_report(report, settings)
     return rep, quality.write_report(rep, settings.lake)
 
@@ -55,7 +58,7 @@ def nightly(
     inbox: str | None = None,
     full: bool = False,
     options: dict | None = None,
-) -> dict:
+) -> quality.QualityReport:
     """Ingest what is new in the inbox and bring features up to date."""
     settings = load_settings(config, lake)
     if inbox:
@@ -66,8 +69,7 @@ def nightly(
     report = write_silver(staged, settings)
     gold = update_gold(report, settings, full)
     rep, path = quality_report(report, settings)
-    rep["gold_refresh"] = {"users": gold.users, "rows": gold.rows, "ranges": gold.ranges}
-    rep["report_path"] = str(path)
+    rep.gold_refresh, rep.report_path = gold, path
     return rep
 
 

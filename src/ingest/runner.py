@@ -34,6 +34,7 @@ from tunewell.ingest import validate
 from tunewell.ingest.base import FileContext, ReadError
 from tunewell.ingest.registry import detect, guess_format, read_head
 from tunewell.lake import manifest
+from tunewell.lake.manifest import FileStatus, QuarantineStage
 from tunewell.lake.store import (
     UpsertStats,
     atomic_write_bytes,
@@ -59,7 +60,7 @@ class FileResult:
     sha256: str
     user_id: str
     format: str
-    status: str  # ingested | already_seen | quarantined | skipped
+    status: FileStatus
     rows: dict[str, int] = field(default_factory=dict)
     dropped_invalid: dict[str, int] = field(default_factory=dict)
     error: str = ""
@@ -84,20 +85,20 @@ class RunReport:
     # Local dates that got rows in this run, per user: what the gold refresh must recompute.
     changed_dates: dict[str, list[date]] = field(default_factory=dict)
 
-    def count(self, status: str) -> int:
+    def count(self, status: FileStatus) -> int:
         return sum(1 for f in self.files if f.status == status)
 
     @property
     def affected_users(self) -> list[str]:
-        return sorted({f.user_id for f in self.files if f.status == "ingested" and f.rows})
+        return sorted({f.user_id for f in self.files if f.status == FileStatus.INGESTED and f.rows})
 
     def to_dict(self) -> dict:
         return {
             "files_seen": len(self.files),
-            "ingested": self.count("ingested"),
-            "already_seen": self.count("already_seen"),
-            "quarantined": self.count("quarantined"),
-            "skipped": self.count("skipped"),
+            "ingested": self.count(FileStatus.INGESTED),
+            "already_seen": self.count(FileStatus.ALREADY_SEEN),
+            "quarantined": self.count(FileStatus.QUARANTINED),
+            "skipped": self.count(FileStatus.SKIPPED),
             "files": [asdict(f) for f in self.files],
             "tables": {k: asdict(v) for k, v in sorted(self.tables.items())},
             "invalid_rows": self.invalid_rows,
@@ -149,10 +150,10 @@ def _quarantine(
     path: Path,
     res: FileResult,
     err: str,
-    stage: str = "read",
+    stage: QuarantineStage = QuarantineStage.READ,
     details: dict | None = None,
 ) -> None:
-    res.status, res.error = "quarantined", err
+    res.status, res.error = FileStatus.QUARANTINED, err
     manifest.quarantine(
         lake,
         path,
@@ -163,7 +164,7 @@ def _quarantine(
     manifest.record(
         lake,
         manifest.ManifestEntry(
-            res.sha256, res.file, res.user_id, res.format, "quarantined", note=err
+            res.sha256, res.file, res.user_id, res.format, FileStatus.QUARANTINED, note=err
         ),
     )
 
@@ -182,10 +183,12 @@ def stage_file(
     display = display or str(path)
     t0 = time.perf_counter()
     sha = manifest.sha256_file(path)
-    res = FileResult(display, sha, user.user_id, "unknown", "staged")
+    res = FileResult(display, sha, user.user_id, "unknown", FileStatus.STAGED)
     seen = manifest.lookup(lake, sha, user.user_id)
-    if seen and (seen.status not in ("quarantined", "partial") or not retry_quarantined):
-        res.format, res.status = seen.format, "already_seen"
+    if seen and (
+        seen.status not in (FileStatus.QUARANTINED, FileStatus.PARTIAL) or not retry_quarantined
+    ):
+        res.format, res.status = seen.format, FileStatus.ALREADY_SEEN
         return [StagedFile(res, Path(path))]
     head = read_head(path)
     reader = detect(path, head)
@@ -196,12 +199,12 @@ def stage_file(
         _quarantine(lake, Path(path), res, f"{display}: broken zip archive (cannot be opened)")
         return [StagedFile(res, Path(path))]
     if reader is None:
-        res.format, res.status = guess_format(path, head), "skipped"
+        res.format, res.status = guess_format(path, head), FileStatus.SKIPPED
         res.error = "no reader recognises this file's content"
         manifest.record(
             lake,
             manifest.ManifestEntry(
-                sha, display, user.user_id, res.format, "skipped", note=res.error
+                sha, display, user.user_id, res.format, FileStatus.SKIPPED, note=res.error
             ),
         )
         return [StagedFile(res, Path(path))]
@@ -255,7 +258,7 @@ def _stage_zip(
     in staging, so the temporary extraction can go)."""
     lake = Path(settings.lake)
     out: list[StagedFile] = []
-    res = FileResult(display, sha, user.user_id, "zip", "staged")
+    res = FileResult(display, sha, user.user_id, "zip", FileStatus.STAGED)
     with tempfile.TemporaryDirectory(prefix="tunewell-zip-") as tmp:
         root = Path(tmp).resolve()
         try:
@@ -278,7 +281,7 @@ def _stage_zip(
                         options=options,
                         retry_quarantined=retry_quarantined,
                     ):
-                        if s.result.status == "staged":
+                        if s.result.status == FileStatus.STAGED:
                             # keep the member's bytes until commit, for a quarantine copy
                             keep = secure_mkdir(_staging(lake, s.result.sha256)) / "original"
                             shutil.move(target, keep)
@@ -288,7 +291,7 @@ def _stage_zip(
         except zipfile.BadZipFile as exc:
             _quarantine(lake, Path(path), res, f"{display}: broken zip archive: {exc}")
             return [StagedFile(res, Path(path))]
-    res.status = "container"
+    res.status = FileStatus.CONTAINER
     out.append(StagedFile(res, Path(path)))
     return out
 
@@ -297,7 +300,7 @@ def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
     """Validate the run's staged rows per table, upsert what passed, record the manifest."""
     lake = Path(settings.lake)
     report = RunReport()
-    live = [s for s in staged if s.tables and s.result.status == "staged"]
+    live = [s for s in staged if s.tables and s.result.status == FileStatus.STAGED]
     by_table: dict[str, list[pl.DataFrame]] = {}
     for s in live:
         for tbl, paths in s.tables.items():
@@ -339,7 +342,7 @@ def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
                 s.path,
                 s.result,
                 f"{s.result.file}: {bad} of {total} rows failed validation",
-                stage="validate",
+                stage=QuarantineStage.VALIDATE,
                 details={"failed": s.result.dropped_invalid},
             )
     with _WRITE_MUTEX, lake_lock(lake):
@@ -355,17 +358,18 @@ def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
         manifest.add_pending(lake, report.changed_dates)
         for s in staged:
             r = s.result
-            if r.status == "staged":
-                r.status = "ingested"
+            if r.status == FileStatus.STAGED:
+                r.status = FileStatus.INGESTED
                 manifest.release(lake, r.sha256)  # a retried file leaves quarantine
-            elif r.status == "container":
+            elif r.status == FileStatus.CONTAINER:
                 # An archive with a rejected member is "partial": --retry-quarantined opens it
                 # again (its good members are then already seen), a plain run skips it.
                 bad = any(
-                    o.result.status == "quarantined" and o.result.file.startswith(f"{r.file}!")
+                    o.result.status == FileStatus.QUARANTINED
+                    and o.result.file.startswith(f"{r.file}!")
                     for o in staged
                 )
-                r.status = "partial" if bad else "ingested"
+                r.status = FileStatus.PARTIAL if bad else FileStatus.INGESTED
             else:
                 continue
             manifest.record(
@@ -376,7 +380,10 @@ def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
             )
     for s in staged:
         shutil.rmtree(_staging(lake, s.result.sha256), ignore_errors=True)
-        if s.result.format != "zip" or s.result.status not in ("ingested", "partial"):
+        if s.result.format != "zip" or s.result.status not in (
+            FileStatus.INGESTED,
+            FileStatus.PARTIAL,
+        ):
             report.files.append(s.result)
     return report
 

@@ -13,6 +13,7 @@ import json
 import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from pathlib import Path
 
 from tunewell.lake.store import FILE_MODE, atomic_write_bytes, secure_mkdir
@@ -26,16 +27,38 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+class FileStatus(StrEnum):
+    """What happened to a file in a run (the manifest keeps the last of these per file)."""
+
+    STAGED = "staged"  # read into staging, not yet committed
+    CONTAINER = "container"  # an archive whose members are staged as files of their own
+    INGESTED = "ingested"
+    PARTIAL = "partial"  # an archive some of whose members were quarantined
+    ALREADY_SEEN = "already_seen"
+    QUARANTINED = "quarantined"
+    SKIPPED = "skipped"  # no reader recognises the content
+
+
+class QuarantineStage(StrEnum):
+    """Where a file was rejected: reading it, or validating its rows."""
+
+    READ = "read"
+    VALIDATE = "validate"
+
+
 @dataclass
 class ManifestEntry:
     sha256: str
     path: str
     user_id: str
     format: str
-    status: str  # ingested | quarantined | skipped
+    status: FileStatus
     rows: dict[str, int] = field(default_factory=dict)
     note: str = ""
     at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def __post_init__(self) -> None:
+        self.status = FileStatus(self.status)  # read back from JSON as a plain string
 
 
 def _entry_path(lake: Path, sha: str, user_id: str) -> Path:
@@ -69,9 +92,12 @@ class QuarantineReason:
     user_id: str
     format_guess: str
     error: str
-    stage: str = "read"  # read | validate
+    stage: QuarantineStage = QuarantineStage.READ
     details: dict = field(default_factory=dict)
     at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def __post_init__(self) -> None:
+        self.stage = QuarantineStage(self.stage)
 
 
 def quarantine(lake: Path, src: Path, reason: QuarantineReason) -> Path:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tunewell.lake import store
+from tunewell.lake.manifest import FileStatus
 from tunewell.settings import Settings, settings_toml
 from tunewell.synth.generate import write_inbox
 from tunewell.synth.people import simulate
@@ -41,7 +42,8 @@ def demo_run(tmp_path_factory, prefect_harness):
 def test_flow_fills_silver_and_gold(demo_run):
     root, _, rep = demo_run
     lake = root / "lake"
-    assert rep["quarantined"] == 0 and rep["ingested"] == rep["files_seen"] > 0
+    assert rep.count(FileStatus.QUARANTINED) == 0
+    assert rep.count(FileStatus.INGESTED) == len(rep.run.files) > 0
     fp = lake_fingerprint(lake)
     for name in ("sleep_episode", "sleep_stage", "hrv", "heart_rate", "steps", "nightly_features"):
         assert fp[name][0] > 0, name
@@ -55,7 +57,7 @@ def test_flow_fills_silver_and_gold(demo_run):
     ):
         assert section in md, section
     assert "| heart_rate |" in md and "bpm in 25..230" in md
-    assert {g["user_id"] for g in rep["gold"]} == {"p001", "p002"}
+    assert {g.user_id for g in rep.gold} == {"p001", "p002"}
     assert (lake / "DICTIONARY.md").exists()
 
 
@@ -65,5 +67,6 @@ def test_rerun_changes_nothing(demo_run):
     root, cfg, _ = demo_run
     before = lake_fingerprint(root / "lake")
     rep = nightly(config=str(cfg), lake=str(root / "lake"), inbox=str(root / "inbox"))
-    assert rep["ingested"] == 0 and rep["already_seen"] == rep["files_seen"]
+    assert rep.count(FileStatus.INGESTED) == 0
+    assert rep.count(FileStatus.ALREADY_SEEN) == len(rep.run.files)
     assert lake_fingerprint(root / "lake") == before
