@@ -1,0 +1,176 @@
+"""Benchmark: tunewell's Apple Health ingest against healthkit-to-sqlite and a bare lxml pass.
+
+Same machine, same run, same file: a heavy user's ``export.zip`` from ``bench/heavy_apple.py``.
+Each contender runs in its own subprocess; wall time and that process's peak RSS (``wait4``
+rusage) are recorded, medians over ``--repeats`` runs.
+
+- tunewell: ``tunewell ingest export.zip --user heavy`` into a fresh lake (read, validate, write
+  silver, build features), the command a user runs.
+- healthkit-to-sqlite (dogsheep, from PyPI, in its own venv under ``bench/out/``): what a user
+  would pick to get the export into a queryable store.
+- bare lxml: ``iterparse`` over the zip member reading every Record's attributes and clearing
+  elements: the floor for any reader that parses the XML.
+
+Before any time is reported, tunewell's heart-rate and step rows are checked against the
+records the bare pass counted (an ingest that drops rows would be fast for the wrong reason).
+``--quick`` runs a small file once, only that check (CI runs it through a test).
+
+    python bench/apple_bench.py --mb 250 1000 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from heavy_apple import write_heavy_export  # noqa: E402
+
+OUT = HERE / "out"
+HK_VENV = OUT / "hk-venv"
+
+BARE_PASS = r"""
+import sys, zipfile, json
+from lxml import etree
+counts = {}
+with zipfile.ZipFile(sys.argv[1]) as zf:
+    name = next(n for n in zf.namelist() if n.endswith("export.xml"))
+    with zf.open(name) as fh:
+        for _, el in etree.iterparse(fh, events=("end",), tag=("Record", "Workout"),
+                                     load_dtd=False, resolve_entities=False, huge_tree=True):
+            attrs = dict(el.attrib)
+            key = attrs.get("type") or "Workout"
+            counts[key] = counts.get(key, 0) + 1
+            el.clear()
+            while el.getprevious() is not None:
+                del el.getparent()[0]
+print(json.dumps(counts))
+"""
+
+
+@dataclass
+class Run:
+    seconds: float
+    peak_mb: float
+    stdout: str
+
+
+def measure(cmd: list[str], env: dict[str, str] | None = None) -> Run:
+    """Wall time and the child's own peak RSS (``os.wait4`` rusage, not the bench's)."""
+    t0 = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        dt = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {err.read()[-2000:]}")
+        return Run(dt, usage.ru_maxrss / 1024, out.read())
+
+
+def tunewell_cmd(zip_path: Path, lake: Path) -> list[str]:
+    exe = Path(sys.executable).parent / "tunewell"
+    return [str(exe), "ingest", str(zip_path), "--user", "heavy", "--lake", str(lake),
+            "--tz", "Europe/Berlin", "--json"]  # fmt: skip
+
+
+def ensure_hk() -> Path:
+    exe = HK_VENV / "bin" / "healthkit-to-sqlite"
+    if not exe.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(HK_VENV)], check=True)
+        subprocess.run(
+            [str(HK_VENV / "bin" / "pip"), "install", "-q", "healthkit-to-sqlite"], check=True
+        )
+    return exe
+
+
+def tunewell_rows(lake: Path) -> dict[str, int]:
+    import polars as pl
+
+    out = {}
+    for table in ("heart_rate", "steps", "sleep_stage", "workout"):
+        files = list((lake / "silver" / table).rglob("*.parquet"))
+        out[table] = sum(pl.scan_parquet(f).select(pl.len()).collect().item() for f in files)
+    return out
+
+
+def check_equal(zip_path: Path) -> dict[str, int]:
+    """tunewell's rows per table equal the records a bare parse counts; returns the counts."""
+    bare = json.loads(measure([sys.executable, "-c", BARE_PASS, str(zip_path)]).stdout)
+    with tempfile.TemporaryDirectory() as tmp:
+        lake = Path(tmp) / "lake"
+        measure(tunewell_cmd(zip_path, lake))
+        rows = tunewell_rows(lake)
+    expect = {
+        "heart_rate": bare.get("HKQuantityTypeIdentifierHeartRate", 0),
+        "steps": bare.get("HKQuantityTypeIdentifierStepCount", 0),
+        "sleep_stage": bare.get("HKCategoryTypeIdentifierSleepAnalysis", 0),
+        "workout": bare.get("Workout", 0),
+    }
+    if rows != expect:
+        raise AssertionError(f"tunewell rows {rows} != records in the file {expect}")
+    return rows
+
+
+def xml_mb(zip_path: Path) -> float:
+    with zipfile.ZipFile(zip_path) as zf:
+        return zf.getinfo("apple_health_export/export.xml").file_size / 1e6
+
+
+def bench_size(mb: float, repeats: int) -> dict:
+    zip_path = OUT / f"apple-{int(mb)}" / "export.zip"
+    if not zip_path.exists():
+        write_heavy_export(zip_path, mb)
+    rows = check_equal(zip_path)
+    res: dict[str, list[Run]] = {"tunewell": [], "healthkit-to-sqlite": [], "bare lxml": []}
+    hk = ensure_hk()
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            res["tunewell"].append(measure(tunewell_cmd(zip_path, Path(tmp) / "lake")))
+            res["healthkit-to-sqlite"].append(
+                measure([str(hk), str(zip_path), str(Path(tmp) / "hk.db")])
+            )
+        res["bare lxml"].append(measure([sys.executable, "-c", BARE_PASS, str(zip_path)]))
+    summary = {
+        k: {
+            "s": statistics.median(r.seconds for r in v),
+            "peak_mb": statistics.median(r.peak_mb for r in v),
+        }
+        for k, v in res.items()
+    }
+    return {"xml_mb": xml_mb(zip_path), "rows": rows, "results": summary}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mb", type=float, nargs="+", default=[250, 1000])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="a 5 MB file, equality check only")
+    args = ap.parse_args()
+    OUT.mkdir(exist_ok=True)
+    if args.quick:
+        with tempfile.TemporaryDirectory() as tmp:
+            z = Path(tmp) / "export.zip"
+            write_heavy_export(z, 5)
+            print(json.dumps({"quick": True, "rows": check_equal(z)}))
+        return
+    report = {str(int(mb)): bench_size(mb, args.repeats) for mb in args.mb}
+    (OUT / "apple_bench.json").write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
