@@ -20,7 +20,16 @@ MAD_SCALE = 1.4826  # makes the MAD a consistent estimator of σ for normal data
 # Chronic window: the 60 days before the acute week, i.e. offsets 7..66 days.
 LOOKBACK_DAYS = ACUTE_DAYS + CHRONIC_DAYS - 1
 
-SERIES = ("ln_rmssd", "resting_hr", "hr_sleep_mean", "tst_min", "midpoint_h")
+SERIES = (
+    "ln_rmssd",
+    "resting_hr",
+    "hr_sleep_mean",
+    "tst_min",
+    "midpoint_h",
+    "resp_rate",
+    "skin_temp_dev",
+    "hr_dip_pct",
+)
 STATS = (
     "b7",
     "n7",

@@ -13,14 +13,15 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from tunewell.features import baselines, circadian, hrv, load, sleep
+from tunewell.features import baselines, circadian, hrv, load, sleep, vitals
 from tunewell.lake.frames import conform, empty
 from tunewell.lake.schemas import table
 from tunewell.lake.timezones import local_date
 from tunewell.settings import UserSettings
 
-# Days of history a nightly row needs: baselines (7 + 60) dominate SRI/timing/IS windows.
-NIGHTLY_LOOKBACK_DAYS = max(baselines.LOOKBACK_DAYS, circadian.SJL_DAYS) + 2
+# Days of history a nightly row needs: baselines (7 + 60) dominate SRI/timing/IS windows, and the
+# skin-temperature deviation they take a baseline of looks back another 28 nights itself.
+NIGHTLY_LOOKBACK_DAYS = max(baselines.LOOKBACK_DAYS + vitals.LOOKBACK_DAYS, circadian.SJL_DAYS) + 2
 LOOKBACK_DAYS = max(NIGHTLY_LOOKBACK_DAYS, load.LOOKBACK_DAYS)
 # How far forward a changed date moves outputs: the longest window that includes it.
 FORWARD_DAYS = LOOKBACK_DAYS
@@ -108,6 +109,15 @@ def build_nightly_features(
     )
     steps = _silver(silver, "steps").filter(flt)
     hr = _silver(silver, "heart_rate").filter(flt)
+    f = f.join(
+        vitals.nightly_vitals(_silver(silver, "vitals").filter(flt), main),
+        on=["user_id", "sleep_date"],
+        how="left",
+    ).join(
+        vitals.day_hr(hr, _silver(silver, "workout").filter(flt)),
+        on=["user_id", "sleep_date"],
+        how="left",
+    )
     wear = circadian.wear_intervals(eps, steps, hr)
     f = (
         f.join(
@@ -122,6 +132,10 @@ def build_nightly_features(
             how="left",
         )
     )
+    dip_ok = pl.col("hr_day_ok").fill_null(False) & pl.col("hr_ok").fill_null(False)
+    f = f.with_columns(
+        pl.when(dip_ok).then(vitals.hr_dip_pct()).alias("hr_dip_pct"), dip_ok.alias("hr_dip_ok")
+    )
     f = f.collect().lazy()
     f = f.join(baselines.baselines(f), on=["user_id", "sleep_date"], how="left")
     f = f.with_columns(
@@ -131,6 +145,10 @@ def build_nightly_features(
         pl.col("hrv_n_windows").fill_null(0),
         pl.col("hrv_ok").fill_null(False),
         pl.col("hr_ok").fill_null(False),
+        pl.col("resp_rate_ok").fill_null(False),
+        pl.col("skin_temp_dev_ok").fill_null(False),
+        pl.col("spo2_ok").fill_null(False),
+        pl.col("hr_day_ok").fill_null(False),
         pl.col("sri_n_pairs").fill_null(0),
         pl.col("timing_n_nights").fill_null(0),
         pl.col("rar_n_days").fill_null(0),

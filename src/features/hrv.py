@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 
 from tunewell.features.intervals import within
+from tunewell.features.vitals import by_night
 
 RR_MIN_MS, RR_MAX_MS = 300.0, 2000.0
 MAX_REL_CHANGE = 0.20  # Malik criterion against the previous *kept* beat
@@ -237,28 +238,9 @@ def nightly_hr(hr: pl.LazyFrame, vitals: pl.LazyFrame, main: pl.LazyFrame) -> pl
         .agg(pl.col("m").min().alias("_rest_sleep"))
     )
     mean = s.group_by(keys).agg(pl.col("bpm").mean().alias("hr_sleep_mean"))
-    rest = vitals.filter(pl.col("metric") == "resting_hr").select("user_id", "start_utc", "value")
-    # A vendor's resting HR belongs to the night it was measured in when it is stamped inside
-    # the main sleep (WHOOP stamps it at sleep onset, before local midnight), else to its local
-    # date (daily values such as Apple's and Garmin's).
-    in_night = _assign_episode(rest, main).select(*keys, "start_utc", "value")
-    daily = (
-        vitals.filter(pl.col("metric") == "resting_hr")
-        .join(in_night.select("user_id", "start_utc"), on=["user_id", "start_utc"], how="anti")
-        .select(
-            "user_id",
-            (
-                pl.col("start_utc").dt.replace_time_zone(None)
-                + pl.duration(minutes=pl.col("utc_offset_min"))
-            )
-            .dt.date()
-            .alias("sleep_date"),
-            "start_utc",
-            "value",
-        )
-    )
+    # Which night a vendor's resting HR belongs to is the vitals rule (features.vitals.by_night).
     vit = (
-        pl.concat([in_night, daily], how="vertical_relaxed")
+        by_night(vitals.filter(pl.col("metric") == "resting_hr"), main)
         .group_by(keys)
         .agg(pl.col("value").mean().alias("_rest_vendor"))
     )

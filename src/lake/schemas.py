@@ -375,6 +375,9 @@ _BASELINE_SERIES = {
     "hr_sleep_mean": ("bpm", "mean sleeping HR"),
     "tst_min": ("min", "total sleep time"),
     "midpoint_h": ("h", "sleep midpoint clock time"),
+    "resp_rate": ("breaths/min", "sleeping respiratory rate"),
+    "skin_temp_dev": ("°C", "skin temperature deviation"),
+    "hr_dip_pct": ("%", "nocturnal HR dip"),
 }
 
 
@@ -435,6 +438,89 @@ def _baseline_cols() -> tuple[Col, ...]:
         ]
     return tuple(cols)
 
+
+_VITALS_SRC = "tunewell.features.vitals"
+_SRC_LABEL = (
+    "source:metric of the silver vitals rows used (several joined by +, e.g. a night split at "
+    "midnight between two devices); null when not measured"
+)
+_VITALS_COLS: tuple[Col, ...] = (
+    Col(
+        "resp_rate",
+        _F,
+        "Respiratory rate during the main sleep: mean of the vitals respiration_rate values "
+        "stamped inside it (vendor nightly values or samples); daytime samples never count; "
+        "without any, a date-level vendor summary (row spanning >= 12 h) of sleep_date",
+        "breaths/min",
+        "METRICS.md Arousal / inhibition balance",
+    ),
+    Col("resp_rate_source", _S, f"Respiratory rate {_SRC_LABEL}", source=_VITALS_SRC),
+    Col(
+        "resp_rate_ok",
+        _B,
+        "resp_rate is backed by a vendor nightly value (a row spanning >= 1 h) or >= 6 samples "
+        "inside the main sleep, or by a date-level summary",
+        source=_VITALS_SRC,
+    ),
+    Col(
+        "skin_temp_dev",
+        _F,
+        "Skin/wrist temperature deviation of the night: the vendor's deviation "
+        "(temperature_deviation: Oura, Garmin, Fitbit) where exported, else the absolute "
+        "skin_temp (WHOOP, Apple, Fitbit) minus the median of the same source's values on the "
+        "previous 28 nights (>= 7 of them; causal). A vitals row belongs to the night when "
+        "stamped inside the main sleep, else to its local date",
+        "°C",
+        "METRICS.md Arousal / inhibition balance",
+    ),
+    Col("skin_temp_dev_source", _S, f"Skin temperature {_SRC_LABEL}", source=_VITALS_SRC),
+    Col(
+        "skin_temp_dev_ok",
+        _B,
+        "skin_temp_dev is computed (False also when only an absolute temperature exists and it "
+        "has < 7 reference nights yet)",
+        source=_VITALS_SRC,
+    ),
+    Col(
+        "spo2_pct",
+        _F,
+        "Blood-oxygen saturation during the main sleep: mean of the vitals spo2 values inside "
+        "it, else a date-level vendor summary of sleep_date (same rule as resp_rate)",
+        "%",
+        "DESIGN.md vitals",
+    ),
+    Col("spo2_source", _S, f"SpO2 {_SRC_LABEL}", source=_VITALS_SRC),
+    Col(
+        "spo2_ok", _B, "spo2_pct is backed by data (same rule as resp_rate_ok)", source=_VITALS_SRC
+    ),
+    Col(
+        "hr_day_mean",
+        _F,
+        "Daytime HR: mean of 5-min bin means of per-sample HR (context sample) between local "
+        "10:00 and 20:00 on the day before sleep_date, outside recorded workouts; null unless "
+        "hr_day_ok",
+        "bpm",
+        "METRICS.md Arousal / inhibition balance (nocturnal HR dip)",
+    ),
+    Col(
+        "hr_day_source", _S, "Source(s) of the daytime HR samples, joined by +", source=_VITALS_SRC
+    ),
+    Col(
+        "hr_day_ok",
+        _B,
+        "Daytime HR covers >= 60 of the window's 120 five-minute bins (>= 5 of the 10 hours)",
+        source=_VITALS_SRC,
+    ),
+    Col(
+        "hr_dip_pct",
+        _F,
+        "Nocturnal HR dip: (hr_day_mean − hr_sleep_mean) / hr_day_mean × 100; null unless "
+        "hr_dip_ok",
+        "%",
+        "METRICS.md Arousal / inhibition balance",
+    ),
+    Col("hr_dip_ok", _B, "Both hr_day_ok and hr_ok", source=_VITALS_SRC),
+)
 
 NIGHTLY_COLS: tuple[Col, ...] = (
     Col(
@@ -573,6 +659,7 @@ NIGHTLY_COLS: tuple[Col, ...] = (
         "bpm",
     ),
     Col("resting_hr_source", _S, "vendor | sleep_lowest_30min"),
+    *_VITALS_COLS,
     Col(
         "sri",
         _F,

@@ -30,6 +30,14 @@ SHORT_NIGHT_LN = -0.10
 SHORT_NIGHT_RHR = 1.5
 JETLAG_LN = -0.12
 JETLAG_RHR = 2.0
+# Arousal markers on the same nights (breaths/min / °C): a hard day, a short night or jet lag
+# raises the sleeping respiratory rate and the skin-temperature deviation.
+HARD_DAY_RESP = 0.8
+HARD_DAY_TEMP = 0.30
+SHORT_NIGHT_RESP = 0.4
+SHORT_NIGHT_TEMP = 0.15
+JETLAG_RESP = 0.5
+JETLAG_TEMP = 0.20
 
 
 @dataclass(frozen=True)
@@ -244,6 +252,16 @@ def _person_block(p: Person, idx: int, seed: int, start: date, days: int) -> dic
         + JETLAG_RHR * (jet_k > 0)
     )
     lowest = rhr - rng.uniform(2, 5, n)
+    # Vitals draw from their own generator, so every stream above is what it was before them.
+    vr = np.random.default_rng([seed, idx, 2])
+    resp_base, temp_base, spo2_base = vr.uniform(12.5, 16.5), vr.uniform(33.0, 34.8), 96.0
+    spo2_base += vr.uniform(-1.0, 1.5)
+    arousal = np.stack([hard_before, prev_short, jet_k > 0]).astype(float)
+    resp = resp_base + vr.normal(0, 0.35, n)
+    resp += np.array([HARD_DAY_RESP, SHORT_NIGHT_RESP, JETLAG_RESP]) @ arousal
+    temp_dev = vr.normal(0, 0.12, n)
+    temp_dev += np.array([HARD_DAY_TEMP, SHORT_NIGHT_TEMP, JETLAG_TEMP]) @ arousal
+    spo2 = np.clip(spo2_base + vr.normal(0, 0.6, n), 90, 100)
 
     # --- 5-min HRV over the main sleep (onset..wake), modulated by the stage at each window.
     st_start = np.array(stage_rows["start"], dtype=np.int64)
@@ -305,6 +323,10 @@ def _person_block(p: Person, idx: int, seed: int, start: date, days: int) -> dic
             "rmssd_ms": nightly,
             "rhr_bpm": np.round(rhr, 1),
             "lowest_hr": np.round(lowest, 1),
+            "resp_rate": np.round(resp, 2),
+            "skin_temp_dev": np.round(temp_dev, 3),
+            "skin_temp_c": np.round(temp_base + temp_dev, 3),
+            "spo2_pct": np.round(spo2, 2),
         },
         schema_overrides={k: pl.Int64 for k in ("bed_utc", "onset_utc", "wake_utc", "out_utc")},
     )

@@ -53,6 +53,40 @@ def rr_beats(pop, minutes: int, seed: int = 0) -> pl.DataFrame:
     ).with_columns(pl.col("start_utc").dt.replace_time_zone("UTC"))
 
 
+def vitals_rows(nights: pl.DataFrame) -> pl.DataFrame:
+    """The planted vitals as devices report them: respiration samples every 30 min of the sleep
+    (plus a daytime one that must not count), one absolute skin temperature and one SpO2 value
+    spanning each night."""
+    resp = (
+        nights.select("onset_utc", "resp_rate", k=pl.int_ranges(0, 8))
+        .explode("k")
+        .select(
+            (pl.col("onset_utc") + pl.duration(minutes=30 * pl.col("k"))).alias("start_utc"),
+            pl.lit(None, pl.Datetime("us", "UTC")).alias("end_utc"),
+            pl.lit("respiration_rate").alias("metric"),
+            pl.col("resp_rate").alias("value"),
+        )
+    )
+    day = nights.select(
+        (pl.col("wake_utc") + pl.duration(hours=6)).alias("start_utc"),
+        pl.lit(None, pl.Datetime("us", "UTC")).alias("end_utc"),
+        pl.lit("respiration_rate").alias("metric"),
+        (pl.col("resp_rate") + 5).alias("value"),
+    )
+    whole = [
+        nights.select(
+            pl.col("onset_utc").alias("start_utc"),
+            pl.col("wake_utc").alias("end_utc"),
+            pl.lit(m).alias("metric"),
+            pl.col(c).alias("value"),
+        )
+        for m, c in (("skin_temp", "skin_temp_c"), ("spo2", "spo2_pct"))
+    ]
+    return pl.concat([resp, day, *whole]).with_columns(
+        pl.when(pl.col("metric") == "spo2").then(pl.lit("%")).otherwise(pl.lit("")).alias("unit")
+    )
+
+
 def silver_from_population(
     pop, users: dict[str, UserSettings], rr_minutes: int = 0
 ) -> dict[str, pl.LazyFrame]:
@@ -124,6 +158,7 @@ def silver_from_population(
             ),
             u,
         )
+        add("vitals", vitals_rows(nights), u)
         if rr_all is not None:
             add("rr_interval", rr_all.filter(pl.col("user_id") == uid).drop("user_id"), u)
     return {k: pl.concat(v).lazy() for k, v in out.items()}
