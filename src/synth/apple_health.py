@@ -6,8 +6,10 @@ that instant (``2026-03-29 03:12:00 +0200``), so DST and travel show up in the s
 
 Written: HeartRate (every 5 min, every minute in workouts), HeartRateVariabilitySDNN (a few per
 night; the first with ``InstantaneousBeatsPerMinute`` beats), RestingHeartRate (one per day, at
-wake), StepCount (10-min buckets with steps), SleepAnalysis (iPhone ``InBed`` bed..out; Watch
-``AsleepCore/Deep/REM`` and mid-night ``Awake``), ``Workout`` with ``WorkoutStatistics`` and a
+wake), RespiratoryRate and OxygenSaturation (asleep, every 30 / 60 min),
+AppleSleepingWristTemperature (one per night, absolute °C), StepCount (10-min buckets with
+steps), SleepAnalysis (iPhone ``InBed`` bed..out; Watch ``AsleepCore/Deep/REM`` and mid-night
+``Awake``), ``Workout`` with ``WorkoutStatistics`` and a
 ``WorkoutEffortScore`` record (RPE). Lines are built as polars string columns and streamed into
 the zip in chunks, so a year of minutes never sits in memory as one string.
 """
@@ -362,6 +364,8 @@ def _lines(pop: Population, person: Person, rng: np.random.Generator) -> list[pl
         )
     )
 
+    out += _sleep_vitals(nights, watch_src, watch, user, zlib.crc32(uid.encode()))
+
     hrv5 = pop.hrv5.filter(pl.col("user_id") == uid).sort("start_utc")
     h5 = (
         hrv5.with_columns(pl.int_range(pl.len()).over("sleep_date").alias("i")).filter(
@@ -390,6 +394,54 @@ def _lines(pop: Population, person: Person, rng: np.random.Generator) -> list[pl
         )
     if len(wk):
         out.append(_workouts(wk, ws, we, t, hr, user, watch_src, watch))
+    return out
+
+
+def _sleep_vitals(
+    nights: pl.DataFrame, src: str, device: str, user: UserSettings, key: int
+) -> list[pl.Series]:
+    """What the Watch measures asleep: respiratory rate every 30 min, blood oxygen every hour
+    (as a fraction, like HealthKit), and one sleeping wrist temperature (absolute °C) a night.
+
+    Own generator, so the other records stay as they were before these existed."""
+    rng = np.random.default_rng([key, 2])
+    onset, wake = epoch_s(nights["onset_utc"]), epoch_s(nights["wake_utc"])
+    out = []
+    for kind, unit, every, col, sd in (
+        ("RespiratoryRate", "count/min", 1800, "resp_rate", 0.5),
+        ("OxygenSaturation", "%", 3600, "spo2_pct", 0.7),
+    ):
+        n = (wake - onset) // every
+        idx = np.repeat(np.arange(len(onset)), n)
+        t = onset[idx] + every * (np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n))
+        v = nights[col].to_numpy()[idx] + rng.normal(0, sd, len(idx))
+        values = np.round(v, 1) if col == "resp_rate" else np.round(np.clip(v, 85, 100)) / 100
+        out.append(
+            _records(
+                f"HKQuantityTypeIdentifier{kind}",
+                src,
+                WATCH_VERSION,
+                device,
+                unit,
+                t,
+                t,
+                pl.Series(values),
+                user,
+            )
+        )
+    out.append(
+        _records(
+            "HKQuantityTypeIdentifierAppleSleepingWristTemperature",
+            src,
+            WATCH_VERSION,
+            device,
+            "degC",
+            onset,
+            wake,
+            nights["skin_temp_c"].round(2),
+            user,
+        )
+    )
     return out
 
 

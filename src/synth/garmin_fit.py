@@ -4,7 +4,8 @@ What a Garmin Connect export holds, and what the FIT reader must therefore cope 
 
 - ``<id>_SLEEP_DATA.fit`` (file type 49, one per night): ``timestamp_correlation`` (local
   offset), ``event`` timer start/stop at into/out of bed, ``sleep_level`` at every stage change
-  (the level lasts until the next message or the stop event), one ``sleep_assessment``.
+  (the level lasts until the next message or the stop event), one ``sleep_assessment``, one
+  ``skin_temp_overnight`` (the night's deviation) at out of bed.
 - ``<id>_HRV_STATUS.fit`` (file type 68, one per night): ``timestamp_correlation``, one
   ``hrv_value`` (5-min RMSSD, ms, 1/128 resolution) per window of the main sleep, one
   ``hrv_status_summary`` (Garmin's last-night *mean*; weekly mean; baseline after 3 weeks).
@@ -14,7 +15,8 @@ What a Garmin Connect export holds, and what the FIT reader must therefore cope 
   ``activity_type`` (walking/running; decodes as ``steps``), ``active_time`` and ``intensity``;
   one ``monitoring`` per minute with ``heart_rate`` and only ``timestamp_16`` (expand from the last
   full timestamp), except every 15th which carries a full ``timestamp``; ``monitoring_hr_data``
-  with the day's resting HR at the end.
+  with the day's resting HR at the end; every 10 min a ``respiration_rate`` (all day: faster
+  awake) and, asleep, a ``spo2_data`` pulse-ox reading.
 - ``<id>_ACTIVITY.fit`` (file type 4, one per workout): ``record`` every 4 s (heart_rate, distance,
   speed, cadence), ``hrv`` messages with up to 5 RR intervals in seconds (65.535 pads), ``lap``,
   ``session`` (``workout_rpe`` = RPE x 10 as Garmin Connect stores it) and ``activity`` with
@@ -82,7 +84,14 @@ def _file_id(kind: str, user_id: str, key: int) -> int:
     return 10_000_000_000 + (zlib.crc32(f"{user_id}/{kind}/{key}".encode()) % 9_000_000_000)
 
 
-def _sleep_file(user: UserSettings, night: dict, stages: pl.DataFrame, hrv5: pl.DataFrame) -> bytes:
+def _sleep_file(
+    user: UserSettings,
+    night: dict,
+    stages: pl.DataFrame,
+    hrv5: pl.DataFrame,
+    temp: tuple[float, float] | None = None,
+) -> bytes:
+    """One night; ``temp`` = (deviation, absolute °C) for the ``skin_temp_overnight`` message."""
     bed, out = night["bed"], night["out"]
     off = int(offsets_min(user, np.array([bed]))[0])
     enc = _encoder(FILE_SLEEP, user.user_id, out)
@@ -125,6 +134,17 @@ def _sleep_file(user: UserSettings, night: dict, stages: pl.DataFrame, hrv5: pl.
             "average_stress_during_sleep": round(stress, 2),
         }
     )
+    if temp is not None:
+        enc.write_mesg(
+            {
+                "mesg_num": M["SKIN_TEMP_OVERNIGHT"],
+                "timestamp": _fit(out),
+                "local_timestamp": _fit(out) + 60 * off,
+                "average_deviation": float(temp[0]),
+                "average_7_day_deviation": 0.0,
+                "nightly_value": float(temp[1]),
+            }
+        )
     enc.write_mesg(
         {"mesg_num": M["EVENT"], "timestamp": _fit(out), "event": "timer", "event_type": "stop"}
     )
@@ -173,8 +193,14 @@ def _wellness_file(
     hr: np.ndarray,
     running: np.ndarray,
     rhr: float | None,
+    resp: np.ndarray | None = None,
+    spo2: np.ndarray | None = None,
 ) -> bytes:
-    """One local day of monitoring; ``t`` are minute starts (epoch s) inside that local day."""
+    """One local day of monitoring; ``t`` are minute starts (epoch s) inside that local day.
+
+    ``resp`` (breaths/min, all day) and ``spo2`` (%, NaN outside sleep) per minute: written every
+    10 minutes as ``respiration_rate`` and ``spo2_data`` messages, as a watch with all-day
+    respiration and sleep-time pulse ox does."""
     day_start = int(t[0] - (t[0] + 60 * off[0]) % 86400)  # UTC instant of local midnight
     enc = _encoder(FILE_MONITORING_B, user.user_id, day_start)
     enc.write_mesg(
@@ -197,6 +223,21 @@ def _wellness_file(
         # Every 15th HR sample carries the full timestamp, the others only its low 16 bits.
         stamp = {"timestamp": _fit(ts)} if i % 15 == 0 else {"timestamp_16": _fit(ts) & 0xFFFF}
         enc.write_mesg({"mesg_num": M["MONITORING"], **stamp, "heart_rate": round(float(hr[i]))})
+        if ts % 600 == 0 and resp is not None and not np.isnan(resp[i]):
+            rate = round(float(resp[i]), 2)
+            enc.write_mesg(
+                {"mesg_num": M["RESPIRATION_RATE"], "timestamp": _fit(ts), "respiration_rate": rate}
+            )
+        if ts % 600 == 0 and spo2 is not None and not np.isnan(spo2[i]):
+            enc.write_mesg(
+                {
+                    "mesg_num": M["SPO2_DATA"],
+                    "timestamp": _fit(ts),
+                    "reading_spo2": round(float(spo2[i])),
+                    "reading_confidence": 90,
+                    "mode": "continuous_check",
+                }
+            )
         if (i + 1) % 15 and i != n - 1:
             continue
         block = slice(i - i % 15, i + 1)
@@ -333,6 +374,29 @@ def _activity_file(
     return enc.close()
 
 
+DAY_RESP_ADD = 3.0  # awake breathing is faster than asleep: daytime samples must not count
+
+
+def _minute_vitals(
+    t: np.ndarray, nights: pl.DataFrame, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-minute respiration (all day; asleep = the night's planted rate) and SpO2 (asleep only).
+
+    Awake minutes breathe at the next night's rate + ``DAY_RESP_ADD``."""
+    onset, wake = epoch_s(nights["onset_utc"]), epoch_s(nights["wake_utc"])
+    rate, sat = nights["resp_rate"].to_numpy(), nights["spo2_pct"].to_numpy()
+    if not len(onset):
+        nan = np.full(len(t), np.nan)
+        return nan, nan
+    k = np.clip(np.searchsorted(onset, t, side="right") - 1, 0, None)
+    asleep = (t >= onset[k]) & (t < wake[k])
+    nxt = np.clip(np.searchsorted(onset, t, side="left"), 0, len(onset) - 1)
+    noise = rng.normal(0, 0.4, len(t))
+    resp = np.where(asleep, rate[k], rate[nxt] + DAY_RESP_ADD) + noise
+    spo2 = np.where(asleep, np.clip(sat[k] + rng.normal(0, 0.8, len(t)), 85, 100), np.nan)
+    return resp, spo2
+
+
 def write_garmin(pop: Population, person: Person, out_dir: Path, seed: int = 0) -> list[Path]:
     """Write all FIT files of one person into ``out_dir``; returns the paths written."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -356,7 +420,8 @@ def write_garmin(pop: Population, person: Person, out_dir: Path, seed: int = 0) 
         st = stages.filter(pl.col("sleep_date") == d).sort("start_utc")
         hv = hrv5.filter(pl.col("sleep_date") == d).sort("start_utc")
         key = night["wake"]
-        emit("SLEEP_DATA", key, _sleep_file(user, night, st, hv))
+        temp = (row["skin_temp_dev"], row["skin_temp_c"])
+        emit("SLEEP_DATA", key, _sleep_file(user, night, st, hv, temp))
         if len(hv):
             emit("HRV_STATUS", key, _hrv_file(user, night["wake"], hv, history))
             history.append(float(hv["rmssd_ms"].mean()))
@@ -374,13 +439,24 @@ def write_garmin(pop: Population, person: Person, out_dir: Path, seed: int = 0) 
     steps = minutes["steps"].to_numpy()
     hr = minutes["hr"].to_numpy()
     rhr_by_date = dict(zip(nights["sleep_date"], nights["rhr_bpm"], strict=True))
+    resp, spo2 = _minute_vitals(
+        t, nights, np.random.default_rng([seed, zlib.crc32(uid.encode()), 2])
+    )
     bounds = np.flatnonzero(np.diff(local_day)) + 1
     for seg in np.split(np.arange(len(t)), bounds):
         if len(seg) == 0:
             continue
         d = date.fromordinal(date(1970, 1, 1).toordinal() + int(local_day[seg[0]]))
         data = _wellness_file(
-            user, t[seg], off[seg], steps[seg], hr[seg], running[seg], rhr_by_date.get(d)
+            user,
+            t[seg],
+            off[seg],
+            steps[seg],
+            hr[seg],
+            running[seg],
+            rhr_by_date.get(d),
+            resp[seg],
+            spo2[seg],
         )
         emit("WELLNESS", int(t[seg[0]]), data)
 

@@ -113,7 +113,7 @@ def _night_arrays(pop: Population, user_id: str, seed: int) -> list[dict]:
                 "phases": phases,
                 "hrv": hrv,
                 "hr": hr,
-                "temp_dev": round(float(rng.normal(0, 0.25)), 2),
+                "temp_dev": round(float(row["skin_temp_dev"]), 2),
             }
         )
     return out
@@ -172,6 +172,7 @@ def _v2(pop: Population, user_id: str, nights: list[dict]) -> dict[str, list[dic
         "daily_sleep": [],
         "daily_readiness": [],
         "daily_activity": [],
+        "daily_spo2": [],
     }
     for n in nights:
         s, d, tz = _summary(n), n["sleep_date"], n["tz"]
@@ -187,7 +188,7 @@ def _v2(pop: Population, user_id: str, nights: list[dict]) -> dict[str, list[dic
         docs["sleep"].append(
             {
                 "id": _doc_id(user_id, "sleep", d),
-                "average_breath": 14.5,
+                "average_breath": round(float(n["resp_rate"]), 3),
                 "average_heart_rate": round(float(np.nanmean(n["hr"])), 3),
                 "average_hrv": round(n["rmssd_ms"]),
                 "awake_time": s["counts"]["4"],
@@ -233,6 +234,14 @@ def _v2(pop: Population, user_id: str, nights: list[dict]) -> dict[str, list[dic
             }
             | ready
         )
+        docs["daily_spo2"].append(
+            {
+                "id": _doc_id(user_id, "daily_spo2", d),
+                "breathing_disturbance_index": 4,
+                "day": d.isoformat(),
+                "spo2_percentage": {"average": round(float(n["spo2_pct"]), 3)},
+            }
+        )
         docs["daily_activity"].append(
             {
                 "id": _doc_id(user_id, "daily_activity", d),
@@ -277,7 +286,7 @@ def _v1(nights: list[dict], steps: dict[date, int]) -> dict[str, list[dict]]:
                 "hr_lowest": round(n["lowest_hr"]),
                 "hr_average": round(float(np.nanmean(n["hr"])), 2),
                 "rmssd": round(n["rmssd_ms"]),
-                "breath_average": 14.5,
+                "breath_average": round(float(n["resp_rate"]), 3),
                 "temperature_delta": n["temp_dev"],
                 "hypnogram_5min": n["phases"],
                 "hr_5min": [0 if v is None else round(v) for v in _items(n["hr"])],

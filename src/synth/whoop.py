@@ -138,7 +138,7 @@ def write_whoop(pop: Population, user_id: str, out_dir: Path, *, seed: int = 0) 
             "Sleep onset": _local(n["bed_utc"], off),
             "Wake onset": _local(n["out_utc"], off),
             "Sleep performance %": int(np.clip(100 * asleep / 480, 20, 100)),
-            "Respiratory rate (rpm)": round(float(rng.normal(15, 0.4)), 1),
+            "Respiratory rate (rpm)": round(float(n["resp_rate"]), 1),
             "Asleep duration (min)": asleep,
             "In bed duration (min)": in_bed,
             "Light sleep duration (min)": round(stage_min.get((d, "light"), 0)),
@@ -165,8 +165,8 @@ def write_whoop(pop: Population, user_id: str, out_dir: Path, *, seed: int = 0) 
                 "Recovery score %": recovery,
                 "Resting heart rate (bpm)": round(n["rhr_bpm"]),
                 "Heart rate variability (ms)": round(n["rmssd_ms"]),
-                "Skin temp (celsius)": round(float(rng.normal(33.6, 0.3)), 2),
-                "Blood oxygen %": round(float(rng.uniform(95, 98)), 2),
+                "Skin temp (celsius)": round(float(n["skin_temp_c"]), 2),
+                "Blood oxygen %": round(float(n["spo2_pct"]), 2),
                 "Day Strain": "" if end is None else round(6 + sum(strains) * 0.6, 1),
                 "Energy burned (cal)": ""
                 if end is None

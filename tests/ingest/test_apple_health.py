@@ -647,6 +647,19 @@ def test_synthetic_export_matches_its_ground_truth(tmp_path):
     assert got.height == wk.height > 0
     assert (got["rpe"] == got["rpe_true"]).all()
     assert (got["activity"] == got["activity_true"]).all()
+    # sleep vitals: breathing and SpO2 (fraction -> %) asleep, one absolute wrist temperature
+    v = t["vitals"].join_where(
+        truth.select("sleep_date", "onset_utc", "wake_utc", "resp_rate", "spo2_pct", "skin_temp_c"),
+        pl.col("start_utc") >= pl.col("onset_utc"),
+        pl.col("start_utc") < pl.col("wake_utc"),
+    )
+    resp = v.filter(pl.col("metric") == "respiration_rate")
+    assert resp.height > 21 * 10 and (resp["value"] - resp["resp_rate"]).abs().max() < 2.5
+    spo2 = v.filter(pl.col("metric") == "spo2")
+    assert spo2.height > 21 * 5 and spo2["value"].is_between(85, 100).all()
+    temp = v.filter(pl.col("metric") == "skin_temp")
+    assert temp.height == 21 and (temp["value"] - temp["skin_temp_c"]).abs().max() < 0.006
+    assert set(temp["unit"]) == {"degC"}
 
 
 def test_device_names_drop_the_owner_and_odd_spaces():

@@ -8,6 +8,7 @@ import struct
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 from garmin_fit_sdk import Encoder, Profile
@@ -325,6 +326,22 @@ def test_synthetic_garmin_person_round_trip(tmp_path: Path) -> None:
     )
     assert (t["rr_interval"]["rr_ms"].is_between(300, 2000)).mean() > 0.95
     assert t["hrv"].filter(pl.col("window") == "5min").height > 0
+    # vitals: respiration all day (every 10 min), pulse ox asleep, one skin-temp deviation a night
+    v = t["vitals"]
+    assert {"respiration_rate", "spo2", "temperature_deviation", "resting_hr"} <= set(v["metric"])
+    dev = v.filter(pl.col("metric") == "temperature_deviation").sort("start_utc")
+    np.testing.assert_allclose(dev["value"], nights["skin_temp_dev"], atol=1e-5)
+    resp = v.filter(pl.col("metric") == "respiration_rate")
+    assert resp["value"].is_between(4, 60).all()
+    asleep = resp.join_where(
+        nights.select("onset_utc", "wake_utc", "resp_rate"),
+        pl.col("start_utc") >= pl.col("onset_utc"),
+        pl.col("start_utc") < pl.col("wake_utc"),
+    )
+    assert asleep.height > 100 and abs((asleep["value"] - asleep["resp_rate"]).mean()) < 0.15
+    assert resp.height > 2 * asleep.height  # daytime samples exist and are faster
+    spo2 = v.filter(pl.col("metric") == "spo2")
+    assert spo2.height > 100 and spo2["value"].is_between(85, 100).all()
 
 
 def _raw_fit(messages: list[tuple[int, list[tuple[int, int]], list[tuple[int, ...]]]]) -> bytes:

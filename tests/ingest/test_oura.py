@@ -37,7 +37,7 @@ def _ingest_v2(pop, tmp_path: Path, st: Settings):
 
 def test_v2_matches_truth(pop, tmp_path, osettings):
     paths, rep = _ingest_v2(pop, tmp_path, osettings)
-    assert [f.status for f in rep.files] == ["ingested"] * 4
+    assert [f.status for f in rep.files] == ["ingested"] * 5
     assert all(detect(p, read_head(p)) is oura for p in paths)
     truth = pop.nights.filter(pl.col("user_id") == USER)
     epi = store.read(osettings.lake, "sleep_episode").sort("start_utc")
@@ -77,8 +77,26 @@ def test_v2_matches_truth(pop, tmp_path, osettings):
     assert {"sleep_score", "readiness_score", "activity_score", "readiness.hrv_balance"} <= set(
         scores["name"]
     )
-    temp = store.read(osettings.lake, "vitals")
-    assert set(temp["metric"]) == {"temperature_deviation"} and temp.height == truth.height
+    vit = store.read(osettings.lake, "vitals")
+    assert set(vit["metric"]) == {"temperature_deviation", "respiration_rate", "spo2"}
+    by_date = epi.select("sleep_date", "start_utc", "end_utc", "utc_offset_min")
+    breath = vit.filter(pl.col("metric") == "respiration_rate").join(
+        by_date, on=["start_utc", "end_utc"]
+    )
+    assert breath.height == truth.height  # one per sleep, stamped over that sleep
+    j = breath.join(truth.select("sleep_date", "resp_rate"), on="sleep_date")
+    assert (j["value"] - j["resp_rate"]).abs().max() < 1e-3
+    for metric, col in (("temperature_deviation", "skin_temp_dev"), ("spo2", "spo2_pct")):
+        daily = vit.filter(pl.col("metric") == metric).with_columns(
+            (pl.col("start_utc").dt.replace_time_zone(None) + pl.duration(minutes="utc_offset_min"))
+            .dt.date()
+            .alias("sleep_date")
+        )
+        j = daily.join(truth.select("sleep_date", col), on="sleep_date")
+        assert j.height == truth.height, metric
+        assert (j["value"] - j[col]).abs().max() < 6e-3, metric
+    spo2 = vit.filter(pl.col("metric") == "spo2")
+    assert ((spo2["end_utc"] - spo2["start_utc"]).dt.total_hours() == 24).all()
 
 
 def test_reingest_and_v1_export_of_same_account_add_nothing(pop, tmp_path, osettings):

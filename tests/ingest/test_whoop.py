@@ -51,6 +51,15 @@ def test_export_matches_truth_and_reingest_is_a_no_op(pop, tmp_path, wsettings):
     assert set(vitals["metric"]) == {"resting_hr", "respiration_rate", "skin_temp", "spo2"}
     rhr = vitals.filter(pl.col("metric") == "resting_hr").sort("start_utc")
     assert rhr["value"].to_list() == truth["rhr_bpm"].round(0).to_list()
+    for metric, col, digits in (
+        ("respiration_rate", "resp_rate", 1),
+        ("skin_temp", "skin_temp_c", 2),
+        ("spo2", "spo2_pct", 2),
+    ):
+        got = vitals.filter(pl.col("metric") == metric).sort("start_utc")
+        # stamped over the sleep (onset .. wake), so features give it to that night
+        assert got["start_utc"].to_list() == truth["bed_utc"].to_list(), metric
+        assert (got["value"] - truth[col]).abs().max() <= 0.5 * 10**-digits + 1e-9, metric
 
     scores = store.read(lake, "vendor_score")
     rec = scores.filter(pl.col("name") == "recovery").sort("date")

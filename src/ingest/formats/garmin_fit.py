@@ -19,7 +19,9 @@ partly readable file is quarantined whole). This module maps messages to tables:
   (otherwise it only sets the baseline); a message stamped at local midnight closes the old day.
   Daily summary messages (``duration_min``) are skipped so
   steps are never counted twice. ``heart_rate`` → heart_rate ("sample"); ``stress_level``,
-  ``respiration_rate`` and ``monitoring_hr_data.resting_heart_rate`` → vitals.
+  ``respiration_rate``, ``spo2_data.reading_spo2``, ``monitoring_hr_data.resting_heart_rate`` and
+  ``skin_temp_overnight.average_deviation`` (→ temperature_deviation) → vitals, from whichever
+  file carries them.
 - sleep: each ``sleep_level`` holds from its time stamp to the next one; the last runs to the last
   ``event`` stop if that is later. "unmeasurable" intervals give no stage but stay in the time in
   bed. One episode per file; ``sleep_assessment`` fields → vendor_score on its sleep date.
@@ -359,9 +361,9 @@ def _steps_total(m: dict[str, Any]) -> int | None:
 def _vitals(msgs: FitMessages, clock: Clock) -> pl.DataFrame:
     v: dict[str, list] = {"start_utc": [], "metric": [], "value": [], "unit": []}
 
-    def add(ts: Any, metric: str, value: Any, unit: str) -> None:
+    def add(ts: Any, metric: str, value: Any, unit: str, signed: bool = False) -> None:
         t = clock.utc(ts)
-        if t is not None and isinstance(value, int | float) and value >= 0:
+        if t is not None and isinstance(value, int | float) and (signed or value >= 0):
             v["start_utc"].append(t)
             v["metric"].append(metric)
             v["value"].append(float(value))
@@ -374,6 +376,13 @@ def _vitals(msgs: FitMessages, clock: Clock) -> pl.DataFrame:
         add(m.get("timestamp"), "respiration_rate", rate if rate and rate > 0 else None, "rpm")
     for m in msgs.of("monitoring_hr_data"):
         add(m.get("timestamp"), "resting_hr", m.get("resting_heart_rate") or None, "bpm")
+    for m in msgs.of("spo2_data"):  # pulse-ox readings; 0 = no reading
+        add(m.get("timestamp"), "spo2", m.get("reading_spo2") or None, "%")
+    for m in msgs.of("skin_temp_overnight"):
+        # Garmin's own deviation from its baseline. ``nightly_value`` is left out: the profile
+        # gives it no unit, and a deviation is what the features need.
+        dev = m.get("average_deviation")
+        add(m.get("timestamp"), "temperature_deviation", dev, "degC", signed=True)
     return _frame(v)
 
 

@@ -39,6 +39,7 @@ _KEYS = (
     b'"hrv_balance"',
     b'"score_hrv_balance"',
     b'"restfulness"',
+    b'"spo2_percentage"',
 )
 _PHASE = {"1": "deep", "2": "light", "3": "rem", "4": "awake"}
 _SLEEP_TYPES = {None, "long_sleep", "sleep", "late_nap"}
@@ -93,6 +94,8 @@ def _kind(rec: dict) -> str | None:
             return "activity_v1"
         return None
     if "day" in rec:
+        if "spo2_percentage" in rec:
+            return "spo2_v2"
         contrib = rec.get("contributors") or {}
         if "hrv_balance" in contrib or "temperature_deviation" in rec:
             return "readiness_v2"
@@ -169,11 +172,13 @@ class _Acc:
                 "hrv_t0",
                 "hrv_dt",
                 "temp",
+                "breath",
                 "v1_scores",
             )
         }
         self.daily: dict[str, list] = {"date": [], "name": [], "value": [], "ts": [], "ts_off": []}
         self.temp: dict[str, list] = {"date": [], "value": [], "ts": [], "ts_off": []}
+        self.spo2: dict[str, list] = {"date": [], "value": [], "ts": [], "ts_off": []}
         # Records seen, kept or not: a file of unscored days or rest periods is a valid export
         # with nothing for the lake, not a broken file.
         self.recognised = 0
@@ -219,6 +224,7 @@ def _add_sleep_v2(acc: _Acc, rec: dict) -> None:
         s[f"{key}_t0"].append(_naive_utc(t0))
         s[f"{key}_dt"].append(int(part.get("interval") or EPOCH_S))
     s["temp"].append(None)
+    s["breath"].append(rec.get("average_breath"))
     s["v1_scores"].append(None)
 
 
@@ -244,6 +250,7 @@ def _add_sleep_v1(acc: _Acc, rec: dict) -> None:
         s[f"{key}_t0"].append(_naive_utc(start))
         s[f"{key}_dt"].append(EPOCH_S)
     s["temp"].append(rec.get("temperature_delta"))
+    s["breath"].append(rec.get("breath_average") or None)
     scores = {"score": rec.get("score")} | {v2: rec.get(v1) for v1, v2 in _V1_SLEEP_SCORES.items()}
     s["v1_scores"].append(json.dumps(scores))
 
@@ -274,6 +281,10 @@ def _collect(data: Any) -> _Acc:
             acc.score(day, "readiness_score", rec.get("score"))
             for v1, v2 in _V1_READINESS_SCORES.items():
                 acc.score(day, f"readiness.{v2}", rec.get(v1))
+        elif kind == "spo2_v2":
+            avg = (rec.get("spo2_percentage") or {}).get("average")
+            if isinstance(avg, int | float) and avg > 0:
+                acc._add(acc.spo2, date.fromisoformat(rec["day"]), float(avg), rec.get("timestamp"))
         elif kind == "activity_v1":
             acc.score(date.fromisoformat(rec["summary_date"]), "activity_score", rec.get("score"))
         elif kind == "activity_v2":
@@ -383,6 +394,7 @@ def _sleep_frame(acc: _Acc) -> pl.DataFrame:
             "hrv_t0": pl.Series(s["hrv_t0"], dtype=pl.Datetime("us")),
             "hrv_dt": pl.Series(s["hrv_dt"], dtype=pl.Int64),
             "temp": pl.Series(s["temp"], dtype=pl.Float64, strict=False),
+            "breath": pl.Series(s["breath"], dtype=pl.Float64, strict=False),
             "v1_scores": pl.Series(s["v1_scores"], dtype=pl.String),
         }
     ).with_row_index("k")
@@ -400,7 +412,7 @@ def read(ctx: FileContext) -> Iterator[tuple[str, pl.DataFrame]]:
     acc = _collect(loads_lenient(text))
     if not acc.recognised:
         raise ReadError("no Oura sleep, readiness or activity records found")
-    if not acc.sleep["start"] and not acc.daily["date"] and not acc.temp["date"]:
+    if not (acc.sleep["start"] or acc.daily["date"] or acc.temp["date"] or acc.spo2["date"]):
         ctx.notes.append(f"{acc.recognised} Oura record(s) without values to keep (unscored)")
         return
 
@@ -463,6 +475,17 @@ def read(ctx: FileContext) -> Iterator[tuple[str, pl.DataFrame]]:
             .with_columns(pl.lit("sleep").alias("context"))
         )
         yield "heart_rate", conform(_record_tz(hr), "heart_rate")
+        # Average breathing rate of each sleep, stamped over that sleep (features count values
+        # stamped inside the main sleep as that night's).
+        breath = sleeps.filter(pl.col("breath") > 0).select(
+            pl.col("start").alias("start_utc"),
+            pl.col("end").alias("end_utc"),
+            pl.col("off").alias("utc_offset_min"),
+            pl.lit("respiration_rate").alias("metric"),
+            pl.col("breath").alias("value"),
+            pl.lit("rpm").alias("unit"),
+        )
+        yield "vitals", conform(_record_tz(breath), "vitals")
         v1 = episodes.filter(pl.col("v1_scores").is_not_null())
         for row in v1.select("sleep_date", "v1_scores", "temp").iter_rows():
             scores = json.loads(row[1])
@@ -518,3 +541,19 @@ def _daily(acc: _Acc, day_off: pl.DataFrame, conform) -> Iterator[tuple[str, pl.
             )
         )
         yield "vitals", conform(temp, "vitals")
+    if acc.spo2["date"]:
+        # Daily SpO2 is the average over that day's sleep, dated by the day only: a date-level
+        # row (local midnight + 24 h), which features use for the night of that date.
+        spo2 = pl.DataFrame(acc.spo2, schema={"date": pl.Date, "value": pl.Float64} | _TS).unique(
+            "date", keep="last", maintain_order=True
+        )
+        spo2 = (
+            _anchor(spo2, day_off)
+            .drop("date")
+            .with_columns(
+                (pl.col("start_utc") + pl.duration(days=1)).alias("end_utc"),
+                pl.lit("spo2").alias("metric"),
+                pl.lit("%").alias("unit"),
+            )
+        )
+        yield "vitals", conform(spo2, "vitals")
