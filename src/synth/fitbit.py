@@ -8,6 +8,8 @@ Files, as Fitbit writes them (Jackson pretty-printing, ``"key" : value``):
 - ``heart_rate-YYYY-MM-DD.json`` (one per UTC day): ``MM/DD/YY HH:MM:SS`` in **UTC**, ~every 15 s.
 - ``resting_heart_rate-YYYY-MM-DD.json`` (one file): one entry per local day.
 - ``steps-YYYY-MM-DD.json`` (one per 30 days): every local minute, value as a string.
+- Takeout CSVs ``Respiratory Rate Summary - …``, ``Daily SpO2 - …``, ``Computed Temperature - …``
+  (one file each): the planted breathing rate, SpO2 and skin temperature of every night.
 """
 
 from __future__ import annotations
@@ -214,4 +216,69 @@ def write_fitbit(pop: Population, person: Person, out_dir: Path, seed: int = 0) 
         path = out_dir / f"resting_heart_rate-{nights['sleep_date'][0].isoformat()}.json"
         _write_array(path, rhr["item"])
         written.append(path)
+        written += _vitals_csvs(nights, user, out_dir)
     return written
+
+
+BASELINE_NIGHTS = 3  # Fitbit reports temperature relative to a baseline only after a few nights
+
+
+def _vitals_csvs(nights: pl.DataFrame, user, out_dir: Path) -> list[Path]:
+    """The Takeout's nightly vitals CSVs: breathing rate (at the sleep's local end), daily SpO2
+    (dated by the wake-up day, ``Z`` on a local midnight as some exports write it) and computed
+    temperature (absolute plus the sum of deviations from Fitbit's baseline)."""
+    onset, wake = epoch_s(nights["onset_utc"]), epoch_s(nights["wake_utc"])
+    on_s = _local_str(onset, offsets_min(user, onset), "%Y-%m-%dT%H:%M:%S")
+    wk_s = _local_str(wake, offsets_min(user, wake), "%Y-%m-%dT%H:%M:%S")
+    days = nights["sleep_date"].dt.strftime("%Y-%m-%d")
+    key = nights["sleep_date"][0].isoformat()
+    br = nights["resp_rate"].round(1)
+    n = ((wake - onset) // 60 * 0.85).astype(int)
+    dev = nights["skin_temp_dev"].to_numpy()
+    rel = np.where(np.arange(len(n)) < BASELINE_NIGHTS, np.nan, dev * n)
+    files = {
+        f"Respiratory Rate Summary - {key}.csv": pl.DataFrame(
+            {
+                "timestamp": wk_s,
+                "full_sleep_breathing_rate": br,
+                "full_sleep_standard_deviation": 1.1,
+                "full_sleep_signal_to_noise": 8.5,
+                "deep_sleep_breathing_rate": (br - 0.6).round(1),
+                "deep_sleep_standard_deviation": 0.6,
+                "deep_sleep_signal_to_noise": 12.0,
+                "light_sleep_breathing_rate": br,
+                "light_sleep_standard_deviation": 1.0,
+                "light_sleep_signal_to_noise": 9.0,
+                "rem_sleep_breathing_rate": (br + 0.5).round(1),
+                "rem_sleep_standard_deviation": 1.4,
+                "rem_sleep_signal_to_noise": 6.0,
+            }
+        ),
+        f"Daily SpO2 - {key}.csv": pl.DataFrame(
+            {
+                "timestamp": days + "T00:00:00Z",
+                "average_value": nights["spo2_pct"].round(1),
+                "lower_bound": (nights["spo2_pct"] - 3.2).round(1),
+                "upper_bound": (nights["spo2_pct"] + 2).clip(upper_bound=100).round(1),
+            }
+        ),
+        f"Computed Temperature - {key}.csv": pl.DataFrame(
+            {
+                "type": "SLEEP",
+                "sleep_start": on_s,
+                "sleep_end": wk_s,
+                "temperature_samples": n,
+                "nightly_temperature": nights["skin_temp_c"].round(4),
+                "baseline_relative_sample_sum": np.round(rel, 4),
+                "baseline_relative_sample_sum_of_squares": np.round(rel * rel / n + 0.01 * n, 4),
+                "baseline_relative_nightly_standard_deviation": 0.28,
+                "baseline_relative_sample_standard_deviation": 0.95,
+            }
+        ),
+    }
+    out = []
+    for name, df in files.items():
+        path = out_dir / name
+        df.write_csv(path, null_value="NaN")
+        out.append(path)
+    return out
