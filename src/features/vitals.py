@@ -25,7 +25,9 @@ from tunewell.lake.timezones import local_time
 KEYS = ["user_id", "sleep_date"]
 SUMMARY_MIN = 60.0  # a row spanning >= 1 h is the vendor's summary of that span, not one sample
 DAILY_SPAN_H = 12.0  # a row spanning >= 12 h is a date-level summary (Fitbit daily SpO2)
-MIN_SAMPLES = 6  # point samples inside the sleep before a nightly mean is trusted
+MIN_SAMPLES = (
+    4  # point samples inside the sleep before a nightly mean is trusted (Apple: hourly SpO2)
+)
 TEMP_REF_DAYS = 28  # previous nights whose median is the reference for absolute temperatures
 TEMP_REF_MIN = 7  # ... needing this many of them
 DAY_START_H, DAY_END_H = 10, 20  # daytime HR window: local clock on the day before sleep_date

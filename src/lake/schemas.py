@@ -458,7 +458,7 @@ _VITALS_COLS: tuple[Col, ...] = (
     Col(
         "resp_rate_ok",
         _B,
-        "resp_rate is backed by a vendor nightly value (a row spanning >= 1 h) or >= 6 samples "
+        "resp_rate is backed by a vendor nightly value (a row spanning >= 1 h) or >= 4 samples "
         "inside the main sleep, or by a date-level summary",
         source=_VITALS_SRC,
     ),

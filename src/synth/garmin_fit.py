@@ -380,10 +380,10 @@ DAY_RESP_ADD = 3.0  # awake breathing is faster than asleep: daytime samples mus
 def _minute_vitals(
     t: np.ndarray, nights: pl.DataFrame, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-minute respiration (all day; asleep = the night's planted rate) and SpO2 (asleep only).
+    """Per-minute respiration (all day; in bed = the night's planted rate) and SpO2 (in bed only).
 
-    Awake minutes breathe at the next night's rate + ``DAY_RESP_ADD``."""
-    onset, wake = epoch_s(nights["onset_utc"]), epoch_s(nights["wake_utc"])
+    Minutes out of bed breathe at the next night's rate + ``DAY_RESP_ADD``."""
+    onset, wake = epoch_s(nights["bed_utc"]), epoch_s(nights["out_utc"])
     rate, sat = nights["resp_rate"].to_numpy(), nights["spo2_pct"].to_numpy()
     if not len(onset):
         nan = np.full(len(t), np.nan)
