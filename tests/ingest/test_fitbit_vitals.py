@@ -103,3 +103,28 @@ def test_other_csvs_are_not_claimed(tmp_path):
     other = Path(tmp_path / "x.csv")
     other.write_text("timestamp,value\n2024-01-11T00:00:00,96\n")
     assert not fitbit_vitals.sniff(other, read_head(other))
+
+
+@pytest.mark.realdata
+def test_real_fitbit_values_pass_the_vitals_expectations():
+    """LifeSnaps' Fitbit Sense table holds the same fields (full_sleep_breathing_rate, spo2,
+    nightly_temperature): after the reader's value rule (0 = not measured) every real value is
+    inside the silver expectations, so real exports are not quarantined row by row."""
+    from tests.conftest import shared
+    from tunewell.ingest.validate import VITAL_RANGES
+
+    df = pl.read_csv(
+        shared("lifesnaps", "daily_fitbit_sema_df_unprocessed.csv"), infer_schema_length=0
+    )
+    checks = {
+        "full_sleep_breathing_rate": "respiration_rate",
+        "spo2": "spo2",
+        "nightly_temperature": "skin_temp",
+    }
+    for col, metric in checks.items():
+        raw = df[col].cast(pl.Float64, strict=False).drop_nulls().drop_nans()
+        kept = df.select(fitbit_vitals._num(col).alias("v"))["v"].drop_nulls()
+        lo, hi = VITAL_RANGES[metric]
+        assert kept.len() > 500, col
+        assert kept.is_between(lo, hi).all(), (col, kept.min(), kept.max())
+        assert raw.len() - kept.len() == (raw == 0).sum(), col  # only the zeros are dropped

@@ -254,3 +254,50 @@ def test_a_valid_export_with_nothing_scored_is_ingested_not_quarantined(tmp_path
     (res,) = rep.files
     assert (res.format, res.status, res.rows) == ("oura", "ingested", {})
     assert "without values" in res.notes[0]
+
+
+def test_breathing_and_spo2_missing_or_null_are_not_values(tmp_path, settings):
+    """Real v2 dumps carry ``average_breath: null`` on some sleeps and ``spo2_percentage: null``
+    on days the ring measured nothing: no row, and no zero."""
+    sleep = {
+        "id": "s1",
+        "day": "2024-03-02",
+        "type": "long_sleep",
+        "bedtime_start": "2024-03-02T01:00:00-05:00",
+        "bedtime_end": "2024-03-02T07:00:00-05:00",
+        "sleep_phase_5_min": "2222",
+        "average_breath": None,
+    }
+    spo2 = [
+        {"id": "a", "day": "2024-03-02", "spo2_percentage": {"average": 96.25}},
+        {"id": "b", "day": "2024-03-03", "spo2_percentage": None},
+        {"id": "c", "day": "2024-03-04", "spo2_percentage": {"average": 0.0}},
+    ]
+    f1, f2 = tmp_path / "sleep.json", tmp_path / "daily_spo2.json"
+    f1.write_text(
+        json.dumps(
+            {
+                "data": [
+                    sleep,
+                    sleep
+                    | {
+                        "id": "s2",
+                        "average_breath": 15.5,
+                        "bedtime_start": "2024-03-03T01:00:00-05:00",
+                        "bedtime_end": "2024-03-03T07:00:00-05:00",
+                        "day": "2024-03-03",
+                    },
+                ]
+            }
+        )
+    )
+    f2.write_text(json.dumps({"data": spo2, "next_token": None}))
+    rep = ingest_paths([f1, f2], "u2", settings)
+    assert [f.status for f in rep.files] == ["ingested"] * 2, [f.error for f in rep.files]
+    v = store.read(settings.lake, "vitals").sort("start_utc")
+    rows = [(r["metric"], str(r["start_utc"]), r["value"]) for r in v.iter_rows(named=True)]
+    assert rows == [
+        # the SpO2 file has no sleeps: local midnight in the user's zone (New York, EST)
+        ("spo2", "2024-03-02 05:00:00+00:00", 96.25),
+        ("respiration_rate", "2024-03-03 06:00:00+00:00", 15.5),
+    ]

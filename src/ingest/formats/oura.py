@@ -24,6 +24,7 @@ import polars as pl
 
 from tunewell.ingest.base import FileContext, ReadError
 from tunewell.ingest.nights import assign_nights
+from tunewell.ingest.timeparse import local_to_utc
 
 SOURCE = "oura"
 PRIORITY = 20
@@ -494,7 +495,7 @@ def read(ctx: FileContext) -> Iterator[tuple[str, pl.DataFrame]]:
                 acc.score(row[0], f"sleep.{k}", v)
             if row[2] is not None:
                 acc.temperature(row[0], float(row[2]))
-    yield from _daily(acc, day_off, conform)
+    yield from _daily(acc, day_off, conform, ctx)
 
 
 def _anchor(df: pl.DataFrame, day_off: pl.DataFrame) -> pl.DataFrame:
@@ -522,7 +523,9 @@ def _anchor(df: pl.DataFrame, day_off: pl.DataFrame) -> pl.DataFrame:
 _TS = {"ts": pl.Datetime("us"), "ts_off": pl.Int32}
 
 
-def _daily(acc: _Acc, day_off: pl.DataFrame, conform) -> Iterator[tuple[str, pl.DataFrame]]:
+def _daily(
+    acc: _Acc, day_off: pl.DataFrame, conform, ctx: FileContext
+) -> Iterator[tuple[str, pl.DataFrame]]:
     if acc.daily["date"]:
         scores = pl.DataFrame(
             acc.daily, schema={"date": pl.Date, "name": pl.String, "value": pl.Float64} | _TS
@@ -543,12 +546,21 @@ def _daily(acc: _Acc, day_off: pl.DataFrame, conform) -> Iterator[tuple[str, pl.
         yield "vitals", conform(temp, "vitals")
     if acc.spo2["date"]:
         # Daily SpO2 is the average over that day's sleep, dated by the day only: a date-level
-        # row (local midnight + 24 h), which features use for the night of that date.
+        # row (local midnight + 24 h), which features use for the night of that date. The API
+        # puts it in its own file, without the sleeps' offsets and without a time stamp, so the
+        # midnight is the user's zone's rather than UTC's (which is the previous day in the US).
         spo2 = pl.DataFrame(acc.spo2, schema={"date": pl.Date, "value": pl.Float64} | _TS).unique(
             "date", keep="last", maintain_order=True
         )
+        zone_midnight = local_to_utc(pl.col("date").cast(pl.Datetime("us")), ctx.user)
         spo2 = (
             _anchor(spo2, day_off)
+            .with_columns(
+                pl.when(pl.col("utc_offset_min").is_null())
+                .then(zone_midnight.dt.replace_time_zone(None))
+                .otherwise(pl.col("start_utc"))
+                .alias("start_utc")
+            )
             .drop("date")
             .with_columns(
                 (pl.col("start_utc") + pl.duration(days=1)).alias("end_utc"),
