@@ -279,3 +279,24 @@ def test_vitals_baselines_follow_the_baseline_rules(planted) -> None:
         np.testing.assert_allclose(late[f"{s}_z"], z, rtol=1e-9)
         np.testing.assert_allclose(late[f"{s}_swc"], 0.5 * late[f"{s}_sd60"], rtol=1e-12)
         assert j.filter(pl.col(f"{s}_n60") < 14)[f"{s}_calibrating"].all()
+
+
+def test_two_devices_on_one_night_resolve_to_the_priority_source() -> None:
+    """A ring and a watch both measure breathing: the lake's per-day source priority keeps one,
+    so the night's value is the ring's and names it (never an average of two devices)."""
+    from tunewell.lake.merge import resolve_silver
+    from tunewell.settings import DEFAULT_PRIORITY
+
+    d = D0 + timedelta(days=4)
+    ring = _vitals([(_utc(d, 1), _utc(d, 6), "respiration_rate", 14.0)], "oura")
+    watch = _vitals(
+        [(_utc(d, 1 + k / 2), None, "respiration_rate", 18.0) for k in range(8)], "apple_health"
+    )
+    silver = {"sleep_episode": _episodes(), "vitals": pl.concat([ring, watch])}
+    resolved, _ = resolve_silver({k: v.lazy() for k, v in silver.items()}, DEFAULT_PRIORITY)
+    n = _night(build_nightly_features(resolved, {"u1": U}), 4)
+    assert (n["resp_rate"], n["resp_rate_source"], n["resp_rate_ok"]) == (
+        14.0,
+        "oura:respiration_rate",
+        True,
+    )
