@@ -128,3 +128,14 @@ def test_real_fitbit_values_pass_the_vitals_expectations():
         assert kept.len() > 500, col
         assert kept.is_between(lo, hi).all(), (col, kept.min(), kept.max())
         assert raw.len() - kept.len() == (raw == 0).sum(), col  # only the zeros are dropped
+
+
+def test_minute_spo2_is_claimed_by_its_name_and_read_as_samples(settings, tmp_path):
+    f = tmp_path / "Minute SpO2 - 2024-01-11.csv"
+    f.write_text("timestamp,value\n2024-01-11T02:00:00,95.4\n2024-01-11T02:01:00,0\n")
+    assert fitbit_vitals.sniff(f, read_head(f))
+    rep = ingest_paths([f], "u1", settings)
+    assert rep.files[0].status == "ingested", rep.files[0].error
+    v = store.read(settings.lake, "vitals")
+    assert v.select("metric", "value", "end_utc").rows() == [("spo2", 95.4, None)]
+    assert v["start_utc"][0] == datetime(2024, 1, 11, 1, tzinfo=UTC)  # 02:00 in Berlin

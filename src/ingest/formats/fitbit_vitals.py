@@ -9,6 +9,8 @@ header, which is how they are told apart (names vary between export versions):
 - ``Daily Respiratory Rate Summary - <date>.csv``: ``timestamp, daily_respiratory_rate``;
 - ``Daily SpO2 - <date>.csv``: ``timestamp, average_value, lower_bound, upper_bound`` (the average
   over that night's sleep, dated by the wake-up day; some versions end the time in ``Z``);
+- ``Minute SpO2 - <date>.csv``: ``timestamp, value``, one reading a minute during sleep (the
+  header is too generic to claim alone, so the file name must say it);
 - ``Computed Temperature - <date>.csv``: ``type, sleep_start, sleep_end, temperature_samples,
   nightly_temperature, baseline_relative_sample_sum, …``: the night's absolute skin temperature
   and the sum of the samples' deviations from Fitbit's personal baseline, so
@@ -49,14 +51,16 @@ _KINDS = {
 _METRIC = {"breathing": ("respiration_rate", "rpm"), "spo2": ("spo2", "%")}
 
 
-def _kind(head: bytes) -> tuple[str, str, str] | None:
+def _kind(path: Path, head: bytes) -> tuple[str, str, str] | None:
     line = head.removeprefix(b"\xef\xbb\xbf").split(b"\n", 1)[0].decode("utf-8", "replace")
     line = line.strip().replace('"', "").replace(" ", "")
+    if line == "timestamp,value" and Path(path).name.lower().startswith("minute spo2"):
+        return ("spo2_minute", "timestamp", "value")
     return next((v for k, v in _KINDS.items() if line.startswith(k)), None)
 
 
 def sniff(path: Path, head: bytes) -> bool:
-    return _kind(head) is not None
+    return _kind(path, head) is not None
 
 
 def _num(col: str) -> pl.Expr:
@@ -66,7 +70,7 @@ def _num(col: str) -> pl.Expr:
 
 def read(ctx: FileContext) -> Iterator[tuple[str, pl.DataFrame]]:
     with ctx.path.open("rb") as fh:
-        found = _kind(fh.read(4096))
+        found = _kind(ctx.path, fh.read(4096))
     if found is None:
         raise ReadError(f"{ctx.display}: not a Fitbit vitals CSV this reader knows")
     kind, tcol, vcol = found
@@ -82,6 +86,18 @@ def read(ctx: FileContext) -> Iterator[tuple[str, pl.DataFrame]]:
     require_times(ctx, df, "t")
     if kind == "temperature":
         yield "vitals", _temperature(ctx, df)
+        return
+    if kind == "spo2_minute":
+        out = df.select(
+            start_utc=local_to_utc(pl.col("t"), ctx.user),
+            metric=pl.lit("spo2"),
+            value=_num("value"),
+            unit=pl.lit("%"),
+        ).filter(pl.col("value").is_not_null())
+        yield (
+            "vitals",
+            ctx.conform(out, "vitals", source=SOURCE).unique("record_id", maintain_order=True),
+        )
         return
     metric, unit = _METRIC[kind]
     day = pl.col("t").dt.truncate("1d")
