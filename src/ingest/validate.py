@@ -32,10 +32,24 @@ class Spec:
     """One expectation, declared once; ``kind`` maps to a GX expectation class."""
 
     name: str
-    kind: str  # not_null | between | in_set | a_ge_b | max_duration
+    kind: str  # not_null | between | in_set | a_ge_b | max_duration | any_of
     column: str
     args: dict[str, Any] = field(default_factory=dict)
 
+
+# FHIR R4 ObservationStatus (the same codes in DSTU2).
+LAB_STATUS = frozenset(
+    {
+        "registered",
+        "preliminary",
+        "final",
+        "amended",
+        "corrected",
+        "cancelled",
+        "entered-in-error",
+        "unknown",
+    }
+)
 
 VITAL_RANGES = {
     "resting_hr": (25, 150),
@@ -120,6 +134,28 @@ SPECS: dict[str, list[Spec]] = {
         )
         for m, (lo, hi) in VITAL_RANGES.items()
     ],
+    "lab_result": [
+        Spec("code or name given", "any_of", "code", {"columns": ["code", "name"]}),
+        Spec("value or value_text given", "any_of", "value", {"columns": ["value", "value_text"]}),
+        Spec(
+            "status is an Observation status",
+            "in_set",
+            "status",
+            {"value_set": sorted(LAB_STATUS)},
+        ),
+        Spec(
+            "reference_high >= reference_low",
+            "a_ge_b",
+            "reference_high",
+            {"column_B": "reference_low"},
+        ),
+        Spec(
+            "collected_utc after 1990 and not in the future",
+            "between",
+            "collected_utc",
+            {"min_value": EARLIEST, "max_value": "now"},
+        ),
+    ],
 }
 
 
@@ -152,6 +188,9 @@ def _gx_expectation(s: Spec):
             or_equal=True,
             ignore_row_if="either_value_is_missing",
         )
+    if s.kind == "any_of":
+        # GX has no "one of these columns" expectation: validate the derived flag column.
+        return gxe.ExpectColumnValuesToBeInSet(column=_any_col(s), value_set=[True])
     if s.kind == "max_duration":
         # GX has no duration expectation: validate the derived column it is given.
         return gxe.ExpectColumnValuesToBeBetween(
@@ -199,8 +238,17 @@ class Outcome:
     failures: dict[str, int]  # expectation name -> failing rows
 
 
-def _to_pandas(df: pl.DataFrame):
-    pdf = df.to_pandas()
+def _any_col(s: Spec) -> str:
+    return "__any_" + "_".join(s.args["columns"])
+
+
+def _to_pandas(df: pl.DataFrame, table: str = ""):
+    derived = {
+        _any_col(s): pl.any_horizontal(pl.col(c).is_not_null() for c in s.args["columns"])
+        for s in SPECS.get(table, [])
+        if s.kind == "any_of"
+    }
+    pdf = df.with_columns(**derived).to_pandas() if derived else df.to_pandas()
     if "end_utc" in df.columns:
         pdf["__duration_h"] = (pdf["end_utc"] - pdf["start_utc"]).dt.total_seconds() / 3600.0
     return pdf
@@ -217,7 +265,7 @@ def check(table: str, df: pl.DataFrame) -> Outcome:
     for offset in range(0, df.height, CHUNK_ROWS):
         chunk = df.slice(offset, CHUNK_ROWS)
         res = validation.run(
-            batch_parameters={"dataframe": _to_pandas(chunk)},
+            batch_parameters={"dataframe": _to_pandas(chunk, table)},
             result_format={"result_format": "COMPLETE"},
         )
         for r in res.results:

@@ -185,6 +185,33 @@ def resolve_episodes(
     )
 
 
+def marker_key() -> pl.Expr:
+    """Which marker a lab result measures: its system and code, else its name (lower case)."""
+    return (
+        pl.when(pl.col("code").is_not_null())
+        .then(pl.concat_str(pl.col("code_system").fill_null(""), pl.col("code"), separator="|"))
+        .otherwise(pl.col("name").str.to_lowercase().str.strip_chars())
+        .alias("marker")
+    )
+
+
+def resolve_labs(lf: pl.LazyFrame, priority: Sequence[str]) -> pl.LazyFrame:
+    """One lab result reached through two sources (a portal's Bundle and Apple's clinical records
+    of the same account) is kept once: per marker, specimen and minute of its time, the
+    highest-priority source. Results of one source are never dropped."""
+    keys = ["user_id", "__marker", "__specimen", "__minute"]
+    return (
+        lf.with_columns(
+            _rank(priority),
+            marker_key().alias("__marker"),
+            pl.col("specimen").fill_null("").alias("__specimen"),
+            pl.col("start_utc").dt.truncate("1m").alias("__minute"),
+        )
+        .filter(pl.col("__rank") == pl.col("__rank").min().over(keys))
+        .drop("__rank", "__marker", "__specimen", "__minute")
+    )
+
+
 def resolve_sleep(episodes: pl.LazyFrame, priority: Sequence[str]) -> pl.LazyFrame:
     return resolve_episodes(episodes, priority, SLEEP_JOIN_GAP_MIN)
 
@@ -217,6 +244,8 @@ def resolve(table: str, lf: pl.LazyFrame, priority: Sequence[str]) -> pl.LazyFra
         return resolve_sleep(lf, priority)
     if table == "sleep_stage":
         return lf  # stages follow their episode: filter them with ``stages_of``
+    if table == "lab_result":
+        return resolve_labs(lf, priority)
     if table == "workout":
         return resolve_episodes(lf, priority, 0).drop("night_id")
     if table == "hrv":

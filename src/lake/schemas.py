@@ -349,6 +349,104 @@ SILVER: dict[str, Table] = {
             ),
             ("start_utc", "item"),
         ),
+        _silver(
+            "lab_result",
+            "Biochemical markers (lab panels, home test kits, saliva samples) stored as the lab "
+            "reported them; context only, never an input of any score. start_utc is the "
+            "clinically relevant time (FHIR effective[x]; end_utc closes an effectivePeriod)",
+            (
+                Col(
+                    "code",
+                    pa.string(),
+                    "The result's code as given (a LOINC code where the lab used LOINC)",
+                    source="FHIR R4 Observation.code",
+                ),
+                Col(
+                    "code_system",
+                    pa.string(),
+                    "System of code, e.g. http://loinc.org (null when the lab gave none)",
+                    source="FHIR R4 Coding.system",
+                ),
+                Col(
+                    "name",
+                    pa.string(),
+                    "The lab's own name of the marker (code display or text)",
+                    source="FHIR R4 Observation.code.text",
+                ),
+                Col(
+                    "value",
+                    pa.float64(),
+                    "Numeric result in unit (null for text results and for '<'/'>' results, "
+                    "which are kept in value_text)",
+                    source="FHIR R4 Observation.valueQuantity",
+                ),
+                Col(
+                    "unit",
+                    pa.string(),
+                    "Unit of value and of the reference range: the UCUM code where the lab gave "
+                    "one, else its unit text",
+                    source="UCUM; FHIR R4 Quantity.code",
+                ),
+                Col(
+                    "value_text",
+                    pa.string(),
+                    "Non-numeric result as written (valueString, valueCodeableConcept, "
+                    "'<0.5', a data-absent reason)",
+                    source="FHIR R4 Observation.value[x]",
+                ),
+                Col(
+                    "reference_low",
+                    pa.float64(),
+                    "Lower bound of the lab's reference range, in unit",
+                    source="FHIR R4 Observation.referenceRange.low",
+                ),
+                Col(
+                    "reference_high",
+                    pa.float64(),
+                    "Upper bound of the lab's reference range, in unit",
+                    source="FHIR R4 Observation.referenceRange.high",
+                ),
+                Col(
+                    "reference_text",
+                    pa.string(),
+                    "The lab's wording of the reference range (e.g. '<200 mg/dL', 'negative')",
+                    source="FHIR R4 Observation.referenceRange.text",
+                ),
+                Col(
+                    "interpretation",
+                    pa.string(),
+                    "The lab's own flag as written (H, L, N, A …, or its text)",
+                    source="FHIR R4 Observation.interpretation",
+                ),
+                Col(
+                    "specimen",
+                    pa.string(),
+                    "Specimen as the lab named it, lower case (serum, blood, saliva, urine …)",
+                    source="FHIR R4 Specimen.type",
+                ),
+                Col(
+                    "collected_utc",
+                    TS,
+                    "When the specimen was collected, UTC (Specimen.collection, else "
+                    "effective[x]; null when the source gives no time)",
+                    source="FHIR R4 Specimen.collection.collected[x]",
+                ),
+                Col(
+                    "status",
+                    pa.string(),
+                    "registered | preliminary | final | amended | corrected | cancelled | "
+                    "entered-in-error | unknown",
+                    source="FHIR R4 ObservationStatus",
+                ),
+                Col(
+                    "source_document",
+                    pa.string(),
+                    "Document and resource the row came from, e.g. "
+                    "'clinical-records/lab.json#Observation/123'",
+                ),
+            ),
+            ("start_utc", "code_system", "code", "name", "specimen"),
+        ),
     )
 }
 

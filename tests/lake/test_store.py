@@ -85,6 +85,7 @@ def test_required_names_are_in_the_contract():
         "vitals",
         "vendor_score",
         "self_report",
+        "lab_result",
     }
     assert set(schemas.GOLD) >= {"nightly_features", "daily_load", "scores", "weekly_summary"}
 

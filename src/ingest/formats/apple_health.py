@@ -23,6 +23,8 @@ What is read and what is not:
   ``workout-routes/*.gpx`` carry nothing the lake has a table for; they are skipped and the
   skipped members are logged at INFO level. Records nested inside a ``Correlation`` are skipped
   because Apple also writes them as top-level records.
+- ``clinical-records/*.json`` (FHIR DSTU2 or R4 resources from health providers): lab results
+  go to ``lab_result`` through the FHIR reader (``formats.fhir.clinical_records``).
 
 Time zones: Apple writes every date as local time with an offset (``2023-03-04 08:01:02 -0500``).
 That offset is sometimes the phone's zone at export time rather than where the sample was taken,
@@ -53,6 +55,7 @@ import polars as pl
 from lxml import etree
 
 from tunewell.ingest.base import FileContext, ReadError
+from tunewell.ingest.formats.fhir import clinical_records
 from tunewell.ingest.nights import assign_nights
 
 SOURCE = "apple_health"
@@ -693,6 +696,9 @@ def read(ctx: FileContext) -> Iterator[tuple[str, pl.DataFrame]]:
     sleep = kept.filter(pl.col("type") == SLEEP_TYPE)
     if sleep.height:
         yield from sleep_frames(ctx, sleep)
+    if zipfile.is_zipfile(ctx.path):
+        with zipfile.ZipFile(ctx.path) as zf:
+            yield from clinical_records(ctx, zf, SOURCE)
 
 
 def _add_record(elem: etree._Element, records: _Buffer, beats: _Buffer, held: _Buffer) -> None:
