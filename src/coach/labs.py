@@ -114,7 +114,9 @@ class LabMarker:
 
     @property
     def label(self) -> str:
-        return f"{self.name} ({self.specimen})" if self.specimen else self.name
+        if not self.specimen or self.specimen in self.name.lower():
+            return self.name
+        return f"{self.name} ({self.specimen})"
 
 
 @dataclass(frozen=True)
@@ -276,6 +278,7 @@ _CSS = """
 .lab-context table{border-collapse:collapse;width:100%}
 .lab-context th,.lab-context td{text-align:left;padding:4px 8px;border-bottom:1px solid #ddd;
 vertical-align:middle}
+.lab-context time{white-space:nowrap}
 .lab-context .band{fill:#dfe9df}.lab-context .pt{fill:#456}.lab-context .pt.last{fill:#123}
 .lab-context .pt.out{fill:#fff;stroke:#123;stroke-width:1.5}
 .lab-context .note{font-size:12px;color:#555}
@@ -287,7 +290,7 @@ def band_svg(m: LabMarker) -> str:
     values = [r.value for r in m.readings if r.value is not None]
     label = html.escape(alt_text(m))
     if not values:
-        return f'<span class="note">{label}</span>'
+        return ""  # text results: the row and its earlier results say it all
     lo, hi = m.latest.reference_low, m.latest.reference_high
     span = [*values, *(x for x in (lo, hi) if x is not None)]
     vmin, vmax = min(span), max(span)
