@@ -35,6 +35,7 @@ from tunewell.ingest.base import FileContext, ReadError
 from tunewell.ingest.registry import detect, guess_format, read_head
 from tunewell.lake import manifest
 from tunewell.lake.manifest import FileStatus, QuarantineStage
+from tunewell.lake.schemas import CONTEXT_ONLY
 from tunewell.lake.store import (
     UpsertStats,
     atomic_write_bytes,
@@ -350,7 +351,8 @@ def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
             if rejected:
                 df = df.filter(~pl.col("source_file").is_in(list(rejected)))
             report.tables[tbl] = upsert(lake, tbl, df)
-            _note_dates(report, df)
+            if tbl not in CONTEXT_ONLY:
+                _note_dates(report, df)
             for sha, n in df.group_by("source_file").len().iter_rows():
                 for s in live:
                     if s.result.sha256 == sha:

@@ -451,6 +451,11 @@ SILVER: dict[str, Table] = {
 }
 
 
+# Silver tables that no gold table reads (lab markers are context only): new rows in them owe
+# the gold refresh nothing.
+CONTEXT_ONLY: frozenset[str] = frozenset({"lab_result"})
+
+
 def _gold(
     name: str, description: str, cols: tuple[Col, ...], key: tuple[str, ...], time_column: str
 ) -> Table:

@@ -111,6 +111,22 @@ def test_diagnostic_report_with_contained_results(settings):
     assert hdl["source_document"].endswith("#DiagnosticReport/lipids/Observation/hdlcholesterol")
 
 
+def test_lab_rows_owe_the_gold_refresh_nothing(settings):
+    # a 2011 report must not make the nightly refresh recompute every night since 2011
+    rep = ingest_paths([DATA / "diagnosticreport-lipids.json"], "u1", settings)
+    assert rep.files[0].rows == {"lab_result": 4}
+    assert rep.changed_dates == {} and manifest.pending(settings.lake) == {}
+
+
+def test_query_view(settings):
+    from tunewell.lake.query import run_query
+
+    sql = "select code, value, unit from lab_result order by code"
+    assert run_query(settings.lake, sql).is_empty()  # an empty table is still a view
+    ingest_paths([DATA / "observation-f001-glucose.json"], "u1", settings)
+    assert run_query(settings.lake, sql).rows() == [("15074-8", 6.3, "mmol/L")]
+
+
 def test_vital_signs_panel_is_skipped_with_a_note(settings):
     rep = ingest_paths([DATA / "observation-blood-pressure.json"], "u1", settings)
     f = rep.files[0]
