@@ -15,8 +15,8 @@ from tunewell.features.refresh import FEATURE_INPUTS, refresh_gold
 from tunewell.ingest.runner import ingest_paths
 from tunewell.lake.frames import conform
 from tunewell.lake.merge import resolve
-from tunewell.lake.settings import UserSettings
 from tunewell.lake.store import read
+from tunewell.settings import UserSettings
 from tunewell.synth import labs as synth_labs
 
 USER = UserSettings("u1", tz="Europe/Berlin")
@@ -138,7 +138,7 @@ def test_markers_are_never_inputs_of_the_nightly_features(tmp_path):
     assert "lab_result" not in FEATURE_INPUTS
     people = pytest.importorskip("tunewell.synth.people")
     apple = pytest.importorskip("tunewell.synth.apple_health")
-    from tunewell.lake.settings import Settings
+    from tunewell.settings import Settings
 
     pop = people.simulate(n_users=1, days=6, seed=5)
     out = {}

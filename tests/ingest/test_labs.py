@@ -16,8 +16,8 @@ from tunewell.ingest.registry import detect, read_head, readers
 from tunewell.ingest.runner import ingest_paths
 from tunewell.lake import manifest
 from tunewell.lake.schemas import table
-from tunewell.lake.settings import UserSettings
 from tunewell.lake.store import read
+from tunewell.settings import UserSettings
 from tunewell.synth import labs as synth_labs
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "fhir"
