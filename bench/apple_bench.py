@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,19 +64,30 @@ class Run:
     stdout: str
 
 
+# A fresh small interpreter forks the contender and reports its rusage: Linux carries the
+# pre-exec peak RSS of a forked process into its ru_maxrss, so forking straight from this (large)
+# bench process would report the bench's own memory for a small contender.
+LAUNCHER = r"""
+import json, os, sys, time
+t0 = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print(json.dumps({"s": time.perf_counter() - t0, "rss_kb": usage.ru_maxrss,
+                  "rc": os.waitstatus_to_exitcode(status)}), file=sys.stderr)
+"""
+
+
 def measure(cmd: list[str], env: dict[str, str] | None = None) -> Run:
-    """Wall time and the child's own peak RSS (``os.wait4`` rusage, not the bench's)."""
-    t0 = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        dt = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {err.read()[-2000:]}")
-        return Run(dt, usage.ru_maxrss / 1024, out.read())
+    """Wall time and the contender's own peak RSS, through ``LAUNCHER``."""
+    proc = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, *cmd], capture_output=True, text=True, env=env
+    )
+    stats = json.loads(proc.stderr.strip().splitlines()[-1])
+    if stats["rc"] != 0:
+        raise RuntimeError(f"{cmd[0]} failed ({stats['rc']}): {proc.stderr[-2000:]}")
+    return Run(stats["s"], stats["rss_kb"] / 1024, proc.stdout)
 
 
 def tunewell_cmd(zip_path: Path, lake: Path) -> list[str]:
