@@ -144,8 +144,8 @@ def ingest(
 ) -> None:
     """Ingest exports for one user. Exits 0 when the run completed, even if files were
     quarantined (their reasons are printed and kept in <lake>/quarantine/)."""
-    from tunewell.features.refresh import refresh_gold
     from tunewell.ingest import runner
+    from tunewell.models.score import refresh as refresh_gold
     from tunewell.pipelines import quality
 
     settings = load_settings(config, lake)
@@ -291,6 +291,90 @@ def query(
         for row in result.iter_rows():
             t.add_row(*("" if v is None else str(v) for v in row))
         console.print(t)
+
+
+SharedOpt = Annotated[
+    Path,
+    typer.Option("--shared-data", help="Folder with pmdata/ and lifesnaps/ (the labelled data)"),
+]
+
+
+@app.command()
+def train(
+    user: Annotated[
+        str | None,
+        typer.Option("--user", help="Fit a personal calibration from this person's self-reports"),
+    ] = None,
+    lake: LakeOpt = None,
+    config: ConfigOpt = None,
+    shared_data: SharedOpt = Path("../shared/data"),
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Where the default model and cards go (default: the package)"),
+    ] = None,
+) -> None:
+    """Train the default sleep-quality model on PMData (and write both model cards), or with
+    --user a personal calibration, kept only if it beats the default on the person's later
+    nights."""
+    _quiet_prefect()
+    from tunewell.models.sleep_quality import default_model_path
+    from tunewell.pipelines.train import train as flow
+
+    out_dir = out or default_model_path().parent
+    if not user and not (shared_data / "pmdata").exists():
+        console.print(f"[red]no PMData at {shared_data / 'pmdata'}[/] (give --shared-data)")
+        raise typer.Exit(1)
+    with console.status("training"), _second_writer_exits():
+        res = flow(
+            shared_data=str(shared_data),
+            out_dir=str(out_dir),
+            user=user,
+            config=str(config) if config else None,
+            lake=str(lake) if lake else None,
+        )
+    if user:
+        r = res["personal"]
+        console.print(
+            f"{r.user_id}: past {r.n_past} / future {r.n_future} nights; MAE default "
+            f"{_num(r.mae_default)} vs personal {_num(r.mae_personal)}; ρ default "
+            f"{_num(r.rho_default)} vs personal {_num(r.rho_personal)}"
+        )
+        console.print(("[green]using[/] " if r.used else "[yellow]not using[/] ") + r.reason)
+        return
+    r = res["default"]
+    e = r.evaluation
+    console.print(
+        f"model {r.model_path}\ncard  {r.card_path}\nbalance card {res['balance_card']}\n"
+        f"leave-one-person-out: pooled ρ {_num(e.pooled_rho_ours)} (Fitbit "
+        f"{_num(e.pooled_rho_vendor)}), within-person ρ {_num(e.within_rho_ours)} (Fitbit "
+        f"{_num(e.within_rho_vendor)}), MAE {_num(e.mae_ours)} (Fitbit {_num(e.mae_vendor)})"
+    )
+
+
+def _num(x: float | None) -> str:
+    return "–" if x is None else f"{x:.3f}"
+
+
+@app.command()
+def evaluate(
+    lake: LakeOpt = None,
+    config: ConfigOpt = None,
+    pmdata: Annotated[
+        Path | None,
+        typer.Option("--pmdata", help="Ingest these PMData participants into the lake first"),
+    ] = None,
+) -> None:
+    """Grouped evaluation on a lake: sleep quality vs self-reports and Fitbit (per person and
+    pooled), balance index vs every vendor score next to z(lnRMSSD) − z(resting HR)."""
+    _quiet_prefect()
+    from tunewell.models.evaluate import render_markdown
+    from tunewell.pipelines.train import evaluate_flow
+
+    settings = load_settings(config, lake)
+    with console.status("evaluating"), _second_writer_exits():
+        res = evaluate_flow(lake=str(settings.lake), pmdata=str(pmdata) if pmdata else None)
+    console.print(render_markdown(res["report"]), markup=False)
+    console.print(f"report: {res['path']}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The nightly flow: new inbox files → silver → gold features → data-quality report.
+"""The nightly flow: new inbox files → silver → gold features and scores → quality report.
 
 Each line of the flow is a task calling a plain, tested function; Prefect adds retries, logs,
 mapping (one task per file) and schedules. With no server configured Prefect starts a temporary
@@ -13,9 +13,10 @@ from pathlib import Path
 from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
 
-from tunewell.features.refresh import RefreshStats, refresh_gold
+from tunewell.features.refresh import RefreshStats
 from tunewell.ingest import runner
 from tunewell.lake.store import init_lake
+from tunewell.models.score import refresh as refresh_features_and_scores
 from tunewell.pipelines import quality
 from tunewell.settings import Settings, load_settings
 
@@ -39,8 +40,9 @@ def write_silver(staged: list[list[runner.StagedFile]], settings: Settings) -> r
 
 @task(cache_policy=NO_CACHE)
 def update_gold(report: runner.RunReport, settings: Settings, full: bool) -> RefreshStats:
-    """Refresh what the lake says is owed: this run's changes and any a crashed run left."""
-    return refresh_gold(settings, None, full=full)
+    """Refresh what the lake says is owed: this run's changes and any a crashed run left.
+    Features, then the scores of exactly the rebuilt nights, before the owed dates clear."""
+    return refresh_features_and_scores(settings, None, full=full)
 
 
 @task(cache_policy=NO_CACHE)

@@ -10,6 +10,7 @@ per time slice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -40,6 +41,12 @@ FEATURE_INPUTS = (
 )
 
 
+# A layer above (models) derives more gold tables from the nightly rows just rebuilt; they are
+# written under the same lock and before the owed dates are cleared, so a crash between the two
+# leaves the dates owed and the next run redoes both (features cannot import models).
+Derive = Callable[[str, pl.DataFrame], dict[str, pl.DataFrame]]
+
+
 @dataclass
 class RefreshStats:
     users: list[str] = field(default_factory=list)
@@ -65,14 +72,19 @@ def load_silver(
 
 
 def refresh_gold(
-    settings: Settings, changed: dict[str, list[date]] | None = None, *, full: bool = False
+    settings: Settings,
+    changed: dict[str, list[date]] | None = None,
+    *,
+    full: bool = False,
+    derive: Derive | None = None,
 ) -> RefreshStats:
     """Recompute ``nightly_features`` and ``daily_load`` for changed users and dates.
 
     ``changed`` maps user -> local dates that received rows; by default it is what the lake
     records as still owed (``manifest.pending``: every commit adds to it), so a run that died
     after writing silver is caught up. ``full`` recomputes everything for every user in the lake.
-    Owed dates are cleared once their gold rows are written.
+    Owed dates are cleared once their gold rows are written. ``derive(user, nightly)`` returns
+    further gold tables computed from exactly the nightly rows rebuilt (the models' scores).
     """
     lake = Path(settings.lake)
     stats = RefreshStats()
@@ -92,8 +104,9 @@ def refresh_gold(
         us = {user: settings.lake_user(user)}
         nightly = build_nightly_features(silver, us, start, end)
         load = build_daily_load(silver, us, start, end)
+        extra = derive(user, nightly) if derive is not None else {}
         with store.lake_lock(lake):
-            for name, df in (("nightly_features", nightly), ("daily_load", load)):
+            for name, df in (("nightly_features", nightly), ("daily_load", load), *extra.items()):
                 store.upsert(lake, name, df)
                 stats.rows[name] = stats.rows.get(name, 0) + df.height
             manifest.clear_pending(lake, user, dates or None)

@@ -851,6 +851,80 @@ NIGHTLY_COLS: tuple[Col, ...] = (
     *_baseline_cols(),
 )
 
+_BAL = "METRICS.md Arousal / inhibition balance"
+_SQ = "METRICS.md Sleep-quality indicator"
+SCORE_COLS: tuple[Col, ...] = (
+    Col(
+        "balance_index",
+        _F,
+        "Arousal/inhibition balance: weighted mean of the signed personal z-scores of the markers "
+        "measured that night (each clipped to ±3) × 100/3; 0 = the person's usual, < 0 "
+        "arousal-leaning, > 0 inhibition-leaning; null when no marker was measured",
+        "-100..100",
+        _BAL,
+    ),
+    Col(
+        "balance_state",
+        _S,
+        "calibrating (lnRMSSD or resting-HR baseline has < 14 chronic days) | arousal-leaning "
+        "(index < −100/3 × 0.5 ≈ −17, the SWC) | balanced | inhibition-leaning (> 17); null with "
+        "no marker",
+        source=_BAL,
+    ),
+    Col(
+        "balance_confidence",
+        _F,
+        "Share of the markers' weight measured that night × min(1, n60 / 30), n60 = the smaller "
+        "chronic-day count of the lnRMSSD and resting-HR baselines",
+        "0-1",
+        _BAL,
+    ),
+    Col("balance_markers", _S, "Comma-separated markers that entered the index that night"),
+    Col(
+        "contributors",
+        _S,
+        "JSON list of {marker, value, z, weight (renormalised over the markers present), share "
+        "(signed share of the index: contribution / sum of |contributions|)}",
+        source=_BAL,
+    ),
+    Col(
+        "sleep_quality",
+        _F,
+        "Sleep-quality score: the expected next-morning self-report (1–5) mapped to 0–100, from a "
+        "model fitted to PMData self-reports (see the model card); null without a main sleep",
+        "0-100",
+        _SQ,
+    ),
+    Col(
+        "sleep_quality_basis",
+        _S,
+        "staged (the variant with sleep-stage features) | unstaged (no stages that night)",
+        source=_SQ,
+    ),
+    Col(
+        "flag_short_sleep",
+        _B,
+        "TST < 7 h or < own mu60 − SWC (null without TST)",
+        source="Hirshkowitz et al. 2015; METRICS.md",
+    ),
+    Col("flag_low_efficiency", _B, "Sleep efficiency < 85 %", source="Ohayon et al. 2017"),
+    Col("flag_long_latency", _B, "Sleep onset latency > 30 min", source="Ohayon et al. 2017"),
+    Col(
+        "flag_fragmented",
+        _B,
+        "> 1 awakening > 5 min or WASO > 20 min (null when both are missing)",
+        source="Ohayon et al. 2017",
+    ),
+    Col(
+        "flag_irregular",
+        _B,
+        "SRI < 80 or bedtime/wake SD > 60 min over 14 nights (null when all are missing)",
+        source="Phillips et al. 2017; METRICS.md",
+    ),
+    Col("balance_version", _S, "Version of the balance index definition and weights"),
+    Col("model_version", _S, "Version of the sleep-quality model file that scored the row"),
+)
+
 DAILY_LOAD_COLS: tuple[Col, ...] = (
     Col("date", pa.date32(), "Local date (of the workout start)", nullable=False),
     Col(
@@ -919,18 +993,7 @@ GOLD: dict[str, Table] = {
             "One row per user and sleep date: autonomic balance and sleep-quality estimates",
             (
                 Col("sleep_date", pa.date32(), "Local wake-up date", nullable=False),
-                Col(
-                    "balance_index",
-                    pa.float64(),
-                    "Arousal/inhibition balance: 0 usual, < 0 arousal-leaning, > 0 "
-                    "inhibition-leaning (weighted personal z-scores)",
-                    "z",
-                    "METRICS.md autonomic balance",
-                ),
-                Col("balance_state", pa.string(), "calibrating | arousal | balanced | inhibition"),
-                Col("sleep_quality", pa.float64(), "Estimated sleep quality", "0-100"),
-                Col("contributors", pa.string(), "JSON: each input's contribution"),
-                Col("model_version", pa.string(), "Version of the model that scored the row"),
+                *SCORE_COLS,
             ),
             ("sleep_date",),
             "sleep_date",
@@ -972,8 +1035,8 @@ def dictionary_markdown() -> str:
         "",
         "Definition sources: `METRICS.md` and `DESIGN.md` are `docs/METRICS.md` and "
         "`docs/DESIGN.md` in the tunewell repository; the literature they cite is listed there. "
-        "`scores` and `weekly_summary` are part of the contract but not produced yet (the "
-        "models and coach layers come later).",
+        "`weekly_summary` is part of the contract but not produced yet (the coach layer "
+        "comes later).",
         "",
     ]
     for t in TABLES.values():

@@ -45,7 +45,15 @@ def test_flow_fills_silver_and_gold(demo_run):
     assert rep.count(FileStatus.QUARANTINED) == 0
     assert rep.count(FileStatus.INGESTED) == len(rep.run.files) > 0
     fp = lake_fingerprint(lake)
-    for name in ("sleep_episode", "sleep_stage", "hrv", "heart_rate", "steps", "nightly_features"):
+    for name in (
+        "sleep_episode",
+        "sleep_stage",
+        "hrv",
+        "heart_rate",
+        "steps",
+        "nightly_features",
+        "scores",
+    ):
         assert fp[name][0] > 0, name
     md = (lake / "reports" / "quality-latest.md").read_text()
     for section in (
