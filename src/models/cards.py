@@ -125,6 +125,14 @@ renormalised weight and signed share of the index.
 Markers (whichever `<marker>_z` columns `nightly_features` has):
 {markers}
 
+## Estimator
+`tunewell.models.balance.BalanceIndex` (scikit-learn `TransformerMixin`/`BaseEstimator`:
+parameters untouched in `__init__`, learned `markers_`, `signs_`, `weights_`; `transform` gives
+each marker's contribution in index points, `predict` their sum). `check_estimator` passes for
+equal and fitted weights (tests/models/test_balance.py). Not applicable: `check_array_api_input`
+(numpy-only; skipped without SCIPY_ARRAY_API) and, for a `weights` mapping, the checks that feed
+arbitrary widths such as one column (the mapping names its marker columns).
+
 ## Weights: equal (literature-fixed)
 Every METRICS.md marker counts the same. Fitted non-negative weights (NNLS on the signed clipped
 z-scores) were compared with equal weights on people the fit never saw (grouped 5-fold by
