@@ -160,5 +160,6 @@ stress and sleep scores do not follow either (|ρ| < 0.1).
 ## Limits
 No labelled dataset here links an autonomic marker set to a validated arousal measure, so the
 index is a transparent summary of personal deviations, not a validated stress score. Resting and
-sleeping HR are correlated, so heart rate carries about two of the three default markers' weight.
+sleeping HR are correlated (and the HR dip uses sleeping HR), so heart rate carries about half
+of the weight when all six markers are measured.
 """
