@@ -1005,7 +1005,29 @@ GOLD: dict[str, Table] = {
                 Col("week", pa.string(), "ISO week, e.g. 2026-W47", nullable=False),
                 Col("week_start", pa.date32(), "Monday of the ISO week", nullable=False),
                 Col("summary_md", pa.string(), "Markdown summary"),
-                Col("suggestions", pa.string(), "JSON list of suggestions with their evidence"),
+                Col(
+                    "suggestions",
+                    pa.string(),
+                    "JSON list of suggestions: {rule_id, metric, value, reference, source, text, "
+                    "priority, weeks_out_of_range}",
+                    source="METRICS.md Suggestions",
+                ),
+                Col("headline", pa.string(), "Headline state of the week in plain words"),
+                Col(
+                    "attention",
+                    pa.float64(),
+                    "How much the week needs the coach's attention (roster order; higher first)",
+                ),
+                Col(
+                    "insights",
+                    pa.string(),
+                    "JSON list of behaviour associations shown for the person",
+                    source="METRICS.md Behaviour associations",
+                ),
+                Col(
+                    "nights_with_data", pa.int32(), "Nights of the week with a main sleep", "count"
+                ),
+                Col("coach_version", pa.string(), "Version of the suggestion rules"),
             ),
             ("week",),
             "week_start",

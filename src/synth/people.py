@@ -10,7 +10,7 @@ same whatever ``n_users`` is: benchmarks with 100 people contain the 3 demo peop
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -38,6 +38,11 @@ SHORT_NIGHT_RESP = 0.4
 SHORT_NIGHT_TEMP = 0.15
 JETLAG_RESP = 0.5
 JETLAG_TEMP = 0.20
+# Journal behaviours (simulate(..., behaviours=True)): only alcohol moves the next night.
+ALCOHOL_LN = -0.20
+ALCOHOL_RHR = 2.5
+JOURNAL_ITEMS = ("alcohol", "screen_in_bed", "caffeine")  # WHOOP journal questions, see whoop.py
+JOURNAL_P_YES = {"alcohol": 0.25, "screen_in_bed": 0.4, "caffeine": 0.5}
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,12 @@ class Population:
     hrv5: pl.DataFrame
     minutes: pl.DataFrame
     workouts: pl.DataFrame
+    # Day-d journal answers (user_id, date, item, yes); empty unless simulated with behaviours.
+    journal: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(
+            schema={"user_id": pl.String, "date": pl.Date, "item": pl.String, "yes": pl.Boolean}
+        )
+    )
 
     def person(self, user_id: str) -> Person:
         return next(p for p in self.people if p.user_id == user_id)
@@ -160,13 +171,20 @@ def _ts(col: str) -> pl.Expr:
     return pl.from_epoch(pl.col(col), time_unit="s").dt.replace_time_zone("UTC").alias(col)
 
 
-def _person_block(p: Person, idx: int, seed: int, start: date, days: int) -> dict[str, dict]:
+def _person_block(
+    p: Person, idx: int, seed: int, start: date, days: int, behaviours: bool = False
+) -> dict[str, dict]:
     rng = np.random.default_rng([seed, idx, 1])
     hist = _tz_history(p, start, days)
     win = travel_window(start, days) if p.travels else None
     sleep_dates = [start + timedelta(days=i) for i in range(days)]
     # Days whose training decides the next night: the evening before each sleep date.
     train_days = [d - timedelta(days=1) for d in sleep_dates]
+    # Journal answers for day d come from their own stream, so the rest of the person is the
+    # same with or without behaviours.
+    jrng = np.random.default_rng([seed, idx, 2])
+    answers = {k: jrng.random(days) < JOURNAL_P_YES[k] for k in JOURNAL_ITEMS}
+    alcohol = answers["alcohol"] if behaviours else np.zeros(days, dtype=bool)
 
     # --- training: 3 build weeks then a deload week; hard sessions Tue/Thu/Sat in build weeks.
     wk = np.array([(d - train_days[0]).days // 7 for d in train_days])
@@ -243,6 +261,7 @@ def _person_block(p: Person, idx: int, seed: int, start: date, days: int) -> dic
         + HARD_DAY_LN * hard_before
         + SHORT_NIGHT_LN * prev_short
         + JETLAG_LN * (jet_k > 0)
+        + ALCOHOL_LN * alcohol[keep]
     )
     rhr = (
         p.rhr_base
@@ -250,6 +269,7 @@ def _person_block(p: Person, idx: int, seed: int, start: date, days: int) -> dic
         + HARD_DAY_RHR * hard_before
         + SHORT_NIGHT_RHR * prev_short
         + JETLAG_RHR * (jet_k > 0)
+        + ALCOHOL_RHR * alcohol[keep]
     )
     lowest = rhr - rng.uniform(2, 5, n)
     # Vitals draw from their own generator, so every stream above is what it was before them.
@@ -371,7 +391,17 @@ def _person_block(p: Person, idx: int, seed: int, start: date, days: int) -> dic
         },
     )
     minutes = _minutes(p, rng, start, days, stages, nights, workouts)
+    journal = pl.DataFrame(
+        {
+            "user_id": [p.user_id] * (days * len(JOURNAL_ITEMS) if behaviours else 0),
+            "date": [d for k in JOURNAL_ITEMS for d in train_days] if behaviours else [],
+            "item": [k for k in JOURNAL_ITEMS for _ in train_days] if behaviours else [],
+            "yes": np.concatenate([answers[k] for k in JOURNAL_ITEMS]) if behaviours else [],
+        },
+        schema={"user_id": pl.String, "date": pl.Date, "item": pl.String, "yes": pl.Boolean},
+    )
     return {
+        "journal": journal,
         "nights": nights,
         "stages": stages,
         "hrv5": hrv5,
@@ -449,12 +479,21 @@ def _minutes(
 
 
 def simulate(
-    n_users: int = 3, days: int = 35, seed: int = 7, start: date | None = None
+    n_users: int = 3,
+    days: int = 35,
+    seed: int = 7,
+    start: date | None = None,
+    behaviours: bool = False,
 ) -> Population:
-    """Simulate ``n_users`` people over ``days`` sleep dates (local wake dates from ``start``)."""
+    """Simulate ``n_users`` people over ``days`` sleep dates (local wake dates from ``start``).
+
+    ``behaviours`` adds a daily journal (alcohol, screen in bed, caffeine) in which alcohol on
+    day d lowers the next night's lnRMSSD by ALCOHOL_LN and raises resting HR by ALCOHOL_RHR;
+    the other answers have no effect (a known null for the insight tests).
+    """
     start = start or DEFAULT_START
     people = make_people(n_users, seed)
-    blocks = [_person_block(p, i, seed, start, days) for i, p in enumerate(people)]
+    blocks = [_person_block(p, i, seed, start, days, behaviours) for i, p in enumerate(people)]
 
     def cat(name: str, ts_cols: tuple[str, ...]) -> pl.DataFrame:
         df = pl.concat([b[name] for b in blocks], how="vertical")
@@ -468,4 +507,5 @@ def simulate(
         hrv5=cat("hrv5", ("start_utc",)),
         minutes=cat("minutes", ("start_utc",)),
         workouts=cat("workouts", ("start_utc", "end_utc")),
+        journal=pl.concat([b["journal"] for b in blocks], how="vertical"),
     )

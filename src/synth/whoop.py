@@ -77,6 +77,8 @@ QUESTIONS = (
     "Did you view a phone or other screen device while in bed?",
     "Did you have any caffeine?",
 )
+# people.JOURNAL_ITEMS → the app's question text
+ITEM_QUESTION = dict(zip(("alcohol", "screen_in_bed", "caffeine"), QUESTIONS, strict=True))
 _ACTIVITY = {
     "running": "Running",
     "cycling": "Cycling",
@@ -120,6 +122,13 @@ def write_whoop(pop: Population, user_id: str, out_dir: Path, *, seed: int = 0) 
     stage_min = {(r["sleep_date"], r["stage"]): r["m"] for r in mins.to_dicts()}
     workouts = pop.workouts.filter(pl.col("user_id") == user_id).sort("start_utc").to_dicts()
     rng = np.random.default_rng([seed, int(hashlib.sha1(user_id.encode()).hexdigest()[:8], 16)])
+    # Simulated journal answers (with their planted effects) where the population has them. A
+    # cycle's answers describe the day that cycle covers (WHOOP asks each morning about the
+    # previous cycle), i.e. the day d after its opening sleep, whose evening leads into night d+1.
+    planted = {
+        (r["date"], ITEM_QUESTION[r["item"]]): r["yes"]
+        for r in pop.journal.filter(pl.col("user_id") == user_id).to_dicts()
+    }
 
     cycles, sleeps, wrows, journal = [], [], [], []
     for i, n in enumerate(nights):
@@ -208,6 +217,7 @@ def write_whoop(pop: Population, user_id: str, out_dir: Path, *, seed: int = 0) 
             )
         for q in QUESTIONS:
             yes = bool(rng.random() < 0.25)
+            yes = planted.get((d, q), yes)
             journal.append(
                 cyc
                 | {
