@@ -231,6 +231,17 @@ def demo(
         rep = flow(config=str(cfg), lake=str(lake), inbox=str(inbox))
     _print_run(rep)
     _print_outputs(Path(lake), time.perf_counter() - t0, rep)
+    _demo_weekly(cfg, Path(lake))
+
+
+def _demo_weekly(cfg: Path, lake: Path) -> None:
+    """The demo ends where a coach starts: the weekly pages of the latest complete week."""
+    from tunewell.pipelines.weekly import weekly as weekly_flow
+
+    with console.status("writing the weekly coach pages"):
+        res = weekly_flow(config=str(cfg), lake=str(lake))
+    console.print(f"weekly pages:    {res['folder']}")
+    console.print(f"roster page:     {res['roster']}")
 
 
 def _print_outputs(lake: Path, seconds: float, rep: QualityReport) -> None:
@@ -252,6 +263,44 @@ def _print_outputs(lake: Path, seconds: float, rep: QualityReport) -> None:
         f'query it:        tunewell query --lake {lake} "select * from nightly_features limit 5"'
     )
     console.print(f"done in {seconds:.0f} s")
+
+
+@app.command()
+def weekly(
+    week: Annotated[
+        str | None,
+        typer.Option(
+            "--week", help="ISO week YYYY-Www (default: the latest complete week with data)"
+        ),
+    ] = None,
+    lake: LakeOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Write the weekly coach pages: a roster and a page per person, in HTML and Markdown,
+    under <lake>/reports/weekly/<week>/ (also stored as gold weekly_summary)."""
+    _quiet_prefect()
+    from tunewell.coach.week import IsoWeek
+    from tunewell.pipelines.weekly import weekly as weekly_flow
+
+    if week:
+        try:
+            IsoWeek.parse(week)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--week") from None
+    settings = load_settings(config, lake)
+    if not (Path(settings.lake) / "DICTIONARY.md").exists():
+        console.print(
+            f"[red]no tunewell lake at {settings.lake}[/] (give --lake or run `tunewell demo`)"
+        )
+        raise typer.Exit(1)
+    with _second_writer_exits():
+        res = weekly_flow(
+            config=str(config) if config else None, lake=str(settings.lake), week=week
+        )
+    console.print(f"week {res['week']}: {len(res['people'])} person pages in {res['folder']}")
+    for cid, path in res["coach_rosters"].items():
+        console.print(f"roster for coach {cid}: {path}")
+    console.print(f"roster page: {res['roster']}")
 
 
 @app.command()

@@ -14,6 +14,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 
 import polars as pl
 
@@ -24,9 +25,9 @@ MAX_SUGGESTIONS = 3
 PERSISTENT_WEEKS = 3
 
 DISCLAIMER = (
-    "tunewell describes wellness patterns in wearable data. It is not a medical device: it does "
-    "not diagnose, treat or give medical advice. For any health concern, talk to a qualified "
-    "professional."
+    "Not medical advice. tunewell describes wellness patterns in wearable data. It is not a "
+    "medical device: it does not diagnose, treat or give medical advice. For any health "
+    "concern, talk to a qualified professional."
 )
 PROFESSIONAL = (
     "This has been out of range for {n} weeks in a row: consider talking it over with a "
@@ -138,6 +139,14 @@ def _too_little_data(d: PersonData, wk: IsoWeek) -> Evidence | None:
     n = d.nights_in(wk)
     sleep = _count(n, pl.col("sleep_ok"))
     hrv = _count(n, pl.col("hrv_ok"))
+    # Missing HRV only counts against the week when this person's devices have recorded it in
+    # the 4 weeks before: some sources never do (Apple exports SDNN, not RMSSD), and wearing
+    # them more would not help.
+    before = d.nights.filter(
+        pl.col("sleep_date").is_between(wk.monday - timedelta(days=28), wk.monday)
+    )
+    if _count(before, pl.col("hrv_ok")) == 0:
+        hrv = MIN_VALID_NIGHTS
     if sleep >= MIN_VALID_NIGHTS and hrv >= MIN_VALID_NIGHTS:
         return None
     what = "a recorded main sleep" if sleep < MIN_VALID_NIGHTS else "heart-rate variability"
@@ -190,7 +199,7 @@ def _irregular(d: PersonData, wk: IsoWeek) -> Evidence | None:
         if v is not None and v > TIMING_SD_MAX_MIN:
             return Evidence(
                 round(v, 1),
-                f"{name} varied by {v:.0f} min (SD over 14 nights)",
+                f"{name} SD {v:.0f} min over 14 nights",
                 f"{TIMING_SD_MAX_MIN:.0f} min or less",
                 {"extra": extra},
             )
@@ -308,7 +317,7 @@ def _load_spike_low_balance(d: PersonData, wk: IsoWeek) -> Evidence | None:
         round(hit[0], 2),
         hit[1],
         f"ACWR 1.5 or less, monotony {MONOTONY_HIGH:.0f} or less",
-        {"bal": f"{mean:.0f}"},
+        {"bal": f"{mean:.0f}".replace("-", "−")},
     )
 
 
@@ -561,7 +570,12 @@ def keep_doing(d: PersonData, wk: IsoWeek | None = None) -> str:
         parts.append(f"timing was regular (Sleep Regularity Index {sri:.0f}, 80 or more)")
     bal = _vals(d.scores_in(wk), "balance_index")
     if bal:
-        parts.append(f"balance stayed near your usual (mean {sum(bal) / len(bal):.0f})")
+        m = round(sum(bal) / len(bal))
+        parts.append(
+            f"balance stayed near your usual (mean {m:+d})"
+            if m
+            else "balance stayed at your usual (mean 0)"
+        )
     said = "; ".join(parts) if parts else "nothing this week was out of range"
     return f"Keep doing what you are doing: {said}."
 

@@ -8,13 +8,14 @@ build them by hand and a page can show exactly the numbers a rule used.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
 
 from tunewell.lake import store
+from tunewell.lake.timezones import local_time
 
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 TREND_WEEKS = 8  # trend charts show up to 8 ISO weeks ending with the week
@@ -68,6 +69,8 @@ class PersonData:
     load: pl.DataFrame  # daily_load
     scores: pl.DataFrame  # scores (may be empty: models not run yet)
     reports: pl.DataFrame  # self_report
+    # Nights each source recorded (silver, before the merge): source, kind, sleep_date.
+    coverage: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=COVERAGE_SCHEMA))
 
     def nights_in(self, wk: IsoWeek) -> pl.DataFrame:
         return _in(self.nights, "sleep_date", wk)
@@ -92,7 +95,34 @@ class PersonData:
             self.load.filter(pl.col("date") <= end),
             self.scores.filter(pl.col("sleep_date") <= end),
             self.reports.filter(pl.col("date") <= end),
+            self.coverage.filter(pl.col("sleep_date") <= end),
         )
+
+
+COVERAGE_SCHEMA = {"source": pl.String, "kind": pl.String, "sleep_date": pl.Date}
+# What a source contributed to a night, read from silver so a device that lost the merge to a
+# higher-priority one still shows up.
+COVERAGE_KINDS = {"sleep_episode": "sleep", "hrv": "HRV values", "rr_interval": "beat intervals"}
+
+
+def coverage(lake: Path, user_id: str, lo: date, hi: date) -> pl.DataFrame:
+    """Distinct nights per source and kind (samples go to the noon-to-noon night they fall in)."""
+    frames = []
+    for name, kind in COVERAGE_KINDS.items():
+        lf = store.scan(lake, name, [user_id])
+        if name == "sleep_episode":
+            night = pl.col("sleep_date")
+        else:
+            night = (local_time() + pl.duration(hours=12)).dt.date()
+        frames.append(
+            lf.select("source", night.alias("sleep_date"))
+            .filter(pl.col("sleep_date").is_between(lo, hi))
+            .unique()
+            .with_columns(pl.lit(kind).alias("kind"))
+            .select("source", "kind", "sleep_date")
+            .collect()
+        )
+    return pl.concat(frames).sort("kind", "source", "sleep_date")
 
 
 def _in(df: pl.DataFrame, col: str, wk: IsoWeek) -> pl.DataFrame:
@@ -117,6 +147,7 @@ def load_person(lake: Path, user_id: str, week: IsoWeek) -> PersonData:
         rd("daily_load", "date"),
         rd("scores", "sleep_date"),
         rd("self_report", "date"),
+        coverage(lake, user_id, week.monday, week.sunday),
     )
 
 
