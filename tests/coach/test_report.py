@@ -8,6 +8,7 @@ from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from tests.coach.gold import WEEK, steady_person
@@ -106,9 +107,7 @@ def test_missing_scores_say_so_and_still_show_features():
 
 def test_calibrating_scores_are_named():
     d = steady_person()
-    d = replace(
-        d, scores=d.scores.with_columns(balance_state=__import__("polars").lit("calibrating"))
-    )
+    d = replace(d, scores=d.scores.with_columns(balance_state=pl.lit("calibrating")))
     p = summarise(d)
     assert p.scores_status == "calibrating" and "calibrating" in p.scores_note
 
