@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 
+import polars as pl
 import pytest
 
 from tests.coach.gold import WEEK, change, in_week, steady_person
@@ -187,3 +188,12 @@ def test_no_forbidden_words_in_any_rule_output():
     assert forbidden_words("a supplement dose")
     assert forbidden_words(sg.DISCLAIMER) == []
     assert FORBIDDEN.search(sg.DISCLAIMER)
+
+
+def test_a_device_that_never_records_hrv_is_not_told_to_wear_it_more():
+    d = steady_person()
+    no_hrv = replace(d, nights=d.nights.with_columns(hrv_ok=pl.lit(False), ln_rmssd=None))
+    assert sg.fire(sg.REGISTRY["too_little_data"], no_hrv, WEEK) is None
+    lost = _n(d, "hrv_ok", False, range(7))  # recorded before, not this week: worth saying
+    ev = sg.fire(sg.REGISTRY["too_little_data"], lost, WEEK)
+    assert ev is not None and ev.fields["what"] == "heart-rate variability"
