@@ -101,3 +101,25 @@ def test_travel_week_recorded(pop):
     assert [tz for _, tz in hist] == ["America/New_York", "Europe/Berlin"]
     ny = pop.nights.filter((pl.col("user_id") == "p001") & (pl.col("tz") == "America/New_York"))
     assert 5 <= len(ny) <= 7
+
+
+def test_behaviours_add_a_journal_and_move_only_the_nights_after_alcohol():
+    import polars as pl
+
+    from tunewell.synth.people import ALCOHOL_LN, JOURNAL_ITEMS, simulate
+
+    plain = simulate(1, 60, seed=4)
+    tagged = simulate(1, 60, seed=4, behaviours=True)
+    assert plain.journal.is_empty()
+    assert tagged.journal.height == 60 * len(JOURNAL_ITEMS)
+    assert tagged.stages.equals(plain.stages) and tagged.workouts.equals(plain.workouts)
+    alcohol = tagged.journal.filter((pl.col("item") == "alcohol") & pl.col("yes"))["date"]
+    j = plain.nights.select("sleep_date", ln0=pl.col("rmssd_ms").log()).join(
+        tagged.nights.select("sleep_date", ln1=pl.col("rmssd_ms").log()), on="sleep_date"
+    )
+    after = (pl.col("sleep_date") - pl.duration(days=1)).is_in(alcohol.implode())
+    moved = j.filter(after)
+    assert moved.height >= 5
+    # nightly RMSSD is a median of noisy 5-min values: close to ALCOHOL_LN, not exact
+    assert (moved["ln1"] - moved["ln0"]).mean() == pytest.approx(ALCOHOL_LN, abs=0.03)
+    assert (j.filter(~after)["ln1"] - j.filter(~after)["ln0"]).abs().max() < 1e-9
