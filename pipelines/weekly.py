@@ -13,8 +13,8 @@ from prefect.cache_policies import NO_CACHE
 from tunewell.coach import weekly as coach
 from tunewell.coach.summary import PersonWeek
 from tunewell.coach.week import IsoWeek
-from tunewell.lake.settings import Settings, load_settings
 from tunewell.lake.store import init_lake
+from tunewell.settings import Settings, load_settings
 
 
 @task(cache_policy=NO_CACHE)

@@ -18,7 +18,7 @@ from tunewell.coach.week import IsoWeek, default_week, load_person
 from tunewell.lake import store
 from tunewell.lake.frames import empty, record_ids
 from tunewell.lake.schemas import table
-from tunewell.lake.settings import Settings
+from tunewell.settings import Settings
 
 
 @dataclass
@@ -82,12 +82,11 @@ def store_summaries(settings: Settings, people: list[PersonWeek]) -> int:
 
 
 def _coaches(settings: Settings) -> dict[str, tuple[str, list[str]]]:
-    """coach id → (title, lake ids) from ``Settings.coaches`` (brief contract 1), if present."""
-    out: dict[str, tuple[str, list[str]]] = {}
-    for cid, c in (getattr(settings, "coaches", None) or {}).items():
-        title = getattr(c, "name", None) or f"Coach {cid}"
-        out[cid] = (title, [settings.lake_id(u) for u in getattr(c, "people", [])])
-    return out
+    """coach id → (title, lake ids): people are named as in the config, pages by lake id."""
+    return {
+        cid: (c.name or f"Coach {cid}", [settings.lake_id(u) for u in c.people])
+        for cid, c in settings.coaches.items()
+    }
 
 
 def write_pages(

@@ -8,7 +8,7 @@ import pytest
 from tunewell.coach.weekly import run_weekly
 from tunewell.features.refresh import refresh_gold
 from tunewell.ingest.runner import ingest_paths
-from tunewell.lake.settings import Settings
+from tunewell.settings import Settings
 from tunewell.synth.generate import write_inbox
 from tunewell.synth.people import simulate
 

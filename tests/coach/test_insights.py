@@ -16,7 +16,7 @@ from tunewell.coach.week import IsoWeek, load_person
 from tunewell.features.refresh import refresh_gold
 from tunewell.ingest.runner import ingest_paths
 from tunewell.lake.frames import empty
-from tunewell.lake.settings import Settings, UserSettings
+from tunewell.settings import Settings, UserSettings
 from tunewell.synth.people import ALCOHOL_LN, ALCOHOL_RHR, HARD_DAY_LN, simulate
 from tunewell.synth.whoop import write_whoop
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -21,20 +20,7 @@ from tests.coach.test_suggest import FIRES
 from tunewell.coach import weekly
 from tunewell.coach.week import IsoWeek, default_week, load_person
 from tunewell.lake import store
-from tunewell.lake.settings import Settings
-
-
-@dataclass(frozen=True)
-class Coach:
-    name: str | None
-    people: list[str]
-
-
-@dataclass(frozen=True)
-class CoachedSettings(Settings):
-    """Settings with ``coaches`` as brief contract 1 adds them (until tunewell.settings lands)."""
-
-    coaches: dict[str, Coach] = field(default_factory=dict)
+from tunewell.settings import CoachSettings, Settings
 
 
 def _lake(lake: Path, with_scores: bool = True) -> None:
@@ -51,15 +37,19 @@ def _lake(lake: Path, with_scores: bool = True) -> None:
 
 
 @pytest.fixture
-def coached(tmp_path: Path) -> CoachedSettings:
+def coached(tmp_path: Path) -> Settings:
     lake = store.init_lake(tmp_path / "lake")
     _lake(lake)
-    return CoachedSettings(
-        lake=lake, coaches={"ann": Coach("Ann", ["short", "calm"]), "bo": Coach(None, ["bare"])}
+    return Settings(
+        lake=lake,
+        coaches={
+            "ann": CoachSettings(name="Ann", people=("short", "calm")),
+            "bo": CoachSettings(people=("bare",)),
+        },
     )
 
 
-def test_weekly_writes_rows_and_pages_and_reruns_replace_them(coached: CoachedSettings):
+def test_weekly_writes_rows_and_pages_and_reruns_replace_them(coached: Settings):
     res = weekly.run_weekly(coached, str(WEEK))
     folder = coached.lake / "reports" / "weekly" / "2026-W15"
     assert res.folder == folder and res.roster == folder / "index.html"
@@ -86,7 +76,7 @@ def test_weekly_writes_rows_and_pages_and_reruns_replace_them(coached: CoachedSe
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
 
 
-def test_coach_rosters_hold_their_people_in_attention_order(coached: CoachedSettings):
+def test_coach_rosters_hold_their_people_in_attention_order(coached: Settings):
     res = weekly.run_weekly(coached, str(WEEK))
     assert set(res.coach_rosters) == {"ann", "bo"}
     ann = res.coach_rosters["ann"].read_text()
@@ -131,7 +121,7 @@ def test_default_week_is_the_latest_complete_one(tmp_path: Path):
     assert default_week(lake) == WEEK  # one night of W16 is not a week yet
 
 
-def test_load_person_reads_the_week_and_its_history(coached: CoachedSettings):
+def test_load_person_reads_the_week_and_its_history(coached: Settings):
     d = load_person(coached.lake, "calm", WEEK)
     assert d.nights["sleep_date"].max() == WEEK.sunday
     assert d.nights_in(WEEK).height == 7 and d.has_scores
