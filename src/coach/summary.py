@@ -508,7 +508,7 @@ def _trends(d: PersonData, wk: IsoWeek) -> list[ChartBlock]:
         ("trend_rmssd", "RMSSD, weekly mean", 1, "ms", "{:.0f}"),
         ("trend_rhr", "Resting HR, weekly mean", 2, "bpm", "{:.0f}"),
         ("trend_sleep", "Sleep duration, weekly mean", 3, "h", "{:.1f}"),
-        ("trend_balance", "Balance index, weekly mean", 4, "", "{:+.0f}"),  # signed below
+        ("trend_balance", "Balance index, weekly mean", 4, "", "{:+.0f}"),  # shown via signed()
     )
     for key, heading, i, unit, f in spec:
         vs = [r[i] for r in rows]
