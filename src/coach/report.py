@@ -2,19 +2,20 @@
 (inline CSS and SVG, a Content-Security-Policy that forbids every fetch) and as Markdown for
 e-mail or chat. Templates live in ``templates/`` beside this module.
 
-The person page has a named slot for the lab-context panel (``tunewell.coach.labs``, built
-separately): ``lab_slot`` returns its HTML and Markdown, or None, and then nothing is rendered.
+The person page has a named slot for the lab-context panel (``tunewell.coach.labs``): a
+``LabProvider`` returns its HTML and Markdown (each with its own "Lab context" heading), or None,
+and then nothing is rendered.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from tunewell.coach import labs
 from tunewell.coach.insights import MIN_NIGHTS
 from tunewell.coach.suggest import DISCLAIMER
 from tunewell.coach.summary import PersonWeek
@@ -32,25 +33,17 @@ class LabSlot:
 LabProvider = Callable[[Path, str, IsoWeek], LabSlot | None]
 
 
-def labs_from_package(lake: Path, user_id: str, week: IsoWeek) -> LabSlot | None:
-    """The lab panel from ``tunewell.coach.labs`` when that module is installed, else None.
+def lab_provider(priority: Sequence[str] = ()) -> LabProvider:
+    """The lab-context panel from ``tunewell.coach.labs`` (results up to the week's Sunday);
+    None when the person has no lab results, so the page shows nothing."""
 
-    Expects ``build_panel(lake, user_id, as_of)`` plus ``render_html(panel)`` and
-    ``render_markdown(panel)``; a panel of None (no lab results) renders nothing.
-    """
-    try:
-        labs = importlib.import_module("tunewell.coach.labs")
-    except ImportError:
-        return None
-    build = getattr(labs, "build_panel", None)
-    html = getattr(labs, "render_html", None)
-    md = getattr(labs, "render_markdown", None)
-    if not (build and html and md):
-        return None
-    panel = build(lake, user_id, week.sunday)
-    if panel is None:
-        return None
-    return LabSlot(html(panel), md(panel))
+    def provide(lake: Path, user_id: str, week: IsoWeek) -> LabSlot | None:
+        panel = labs.build_panel(lake, user_id, as_of=week.sunday, priority=priority)
+        if panel.is_empty:
+            return None
+        return LabSlot(labs.render_html(panel), labs.render_markdown(panel))
+
+    return provide
 
 
 def _mdcell(s: object) -> str:

@@ -93,9 +93,10 @@ def write_pages(
     settings: Settings,
     week: IsoWeek,
     people: list[PersonWeek],
-    lab_slot: report.LabProvider | None = report.labs_from_package,
+    lab_slot: report.LabProvider | None = None,
 ) -> WeeklyPages:
     lake = Path(settings.lake)
+    lab_slot = lab_slot or report.lab_provider(settings.source_priority)
     folder = store.secure_mkdir(lake / "reports" / "weekly" / str(week))
     res = WeeklyPages(str(week), folder, folder / "index.html", summaries=len(people))
     for p in people:

@@ -116,10 +116,14 @@ def test_lab_slot_renders_only_when_given():
     p = summarise(steady_person())
     html, md = render_person(p)
     assert 'id="lab-context"' not in html and "Lab context" not in md
-    lab = LabSlot("<p>Ferritin 40 µg/L (lab range 30–300), 2026-03-01</p>", "Ferritin 40 µg/L")
+    lab = LabSlot(
+        "<section><h2>Lab context</h2><p>Ferritin 40 µg/L (lab range 30–300)</p></section>",
+        "## Lab context\n\nFerritin 40 µg/L",
+    )
     html, md = render_person(p, lab=lab)
     assert 'id="lab-context"' in html and "Ferritin 40" in html
-    assert "## Lab context" in md and "Ferritin 40" in md
+    assert html.count("Lab context") == 1
+    assert md.count("## Lab context") == 1 and "Ferritin 40" in md
 
 
 def test_roster_sorts_by_attention_and_links_people():

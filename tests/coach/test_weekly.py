@@ -125,3 +125,11 @@ def test_load_person_reads_the_week_and_its_history(coached: Settings):
     d = load_person(coached.lake, "calm", WEEK)
     assert d.nights["sleep_date"].max() == WEEK.sunday
     assert d.nights_in(WEEK).height == 7 and d.has_scores
+
+
+def test_no_lab_results_means_no_lab_panel(coached: Settings):
+    from tunewell.coach.report import lab_provider
+
+    assert lab_provider()(coached.lake, "calm", WEEK) is None
+    res = weekly.run_weekly(coached, str(WEEK))
+    assert "Lab context" not in res.people["calm"].read_text()
