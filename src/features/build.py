@@ -16,6 +16,7 @@ import polars as pl
 from tunewell.features import baselines, circadian, hrv, load, sleep, vitals
 from tunewell.lake.frames import conform, empty
 from tunewell.lake.schemas import table
+from tunewell.lake.sleep_rules import NIGHT_RULE
 from tunewell.lake.timezones import local_date
 from tunewell.settings import UserSettings
 
@@ -139,7 +140,7 @@ def build_nightly_features(
     f = f.collect().lazy()
     f = f.join(baselines.baselines(f), on=["user_id", "sleep_date"], how="left")
     f = f.with_columns(
-        pl.col("night_rule").fill_null(sleep.NIGHT_RULE),
+        pl.col("night_rule").fill_null(NIGHT_RULE),
         pl.col("nap_count").fill_null(0),
         pl.col("nap_min").fill_null(0.0),
         pl.col("hrv_n_windows").fill_null(0),

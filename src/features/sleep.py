@@ -15,85 +15,43 @@ from __future__ import annotations
 import polars as pl
 
 from tunewell.lake.merge import clustered
+from tunewell.lake.sleep_rules import (
+    ASLEEP,
+    NIGHT_RULE,
+    STAGED,
+    flag_main_sleep,
+    minutes_between,
+    summarise_stages,
+)
+from tunewell.lake.timezones import local_time
 
-NIGHT_RULE = "noon-split/v1"
-ASLEEP = ("light", "deep", "rem", "asleep")
-STAGED = ("light", "deep", "rem")
 SPLIT_NIGHT_GAP_MIN = 60.0  # DESIGN.md: episodes within 60 min of each other are one
-AWAKENING_MIN = 5.0  # wake bouts strictly longer than this count (Ohayon et al. 2017)
+_minutes = minutes_between
 
 
-def _minutes(a: str | pl.Expr, b: str | pl.Expr) -> pl.Expr:
-    a = pl.col(a) if isinstance(a, str) else a
-    b = pl.col(b) if isinstance(b, str) else b
-    return (b - a).dt.total_microseconds() / 60e6
-
-
-def clock_hours(utc: pl.Expr, offset_min: pl.Expr, sleep_date: pl.Expr) -> pl.Expr:
+def clock_hours(utc: str, offset_min: str, sleep_date: pl.Expr) -> pl.Expr:
     """Local clock time as hours after local midnight of ``sleep_date − 1 day``."""
-    local = utc.dt.replace_time_zone(None) + pl.duration(minutes=offset_min)
     ref = (sleep_date - pl.duration(days=1)).cast(pl.Datetime("us"))
-    return (local - ref).dt.total_microseconds() / 3.6e9
+    return (local_time(utc, offset_min) - ref).dt.total_microseconds() / 3.6e9
 
 
 def main_sleep(episodes: pl.LazyFrame) -> pl.LazyFrame:
-    """Flag each user's main sleep per sleep date (METRICS.md night assignment, noon split).
+    """Flag each user's main sleep per sleep date as ``is_main`` (METRICS.md night assignment).
 
     Re-derived here across all files: the ingest-time flag only saw one file at a time.
     """
-    local_start = pl.col("start_utc").dt.replace_time_zone(None) + pl.duration(
-        minutes=pl.col("utc_offset_min")
-    )
-    noon = pl.col("sleep_date").cast(pl.Datetime("us")) + pl.duration(hours=12)
-    candidate = (local_start >= noon - pl.duration(days=1)) & (local_start < noon)
-    dur = _minutes("start_utc", "end_utc")
-    ranked = (
-        episodes.with_columns(dur.alias("_dur"), candidate.alias("_cand"))
-        # Longest candidate first; ties go to the earlier start so the choice is deterministic.
-        .sort(
-            ["user_id", "sleep_date", "_dur", "start_utc"],
-            descending=[False, False, True, False],
-            nulls_last=True,
-        )
-        .with_columns(
-            (
-                pl.col("_cand") & (pl.col("_cand").cum_sum().over(["user_id", "sleep_date"]) == 1)
-            ).alias("is_main")
-        )
-    )
-    return ranked.drop("_dur", "_cand")
+    return flag_main_sleep(
+        episodes.rename({"is_main_sleep": "__ingest_main"}, strict=False),
+        by=("user_id", "sleep_date"),
+    ).rename({"is_main_sleep": "is_main", "__ingest_main": "is_main_sleep"}, strict=False)
 
 
 def _stage_summary(stages: pl.LazyFrame) -> pl.LazyFrame:
-    """Per episode: TST, onset, final awakening, stage minutes and > 5 min wake bouts.
-
-    Asleep time is the union of the asleep intervals: an episode can hold two devices' stages of
-    one night (Apple: a phone's "Asleep" beside the Watch's core/deep/REM), and summing them
-    would count the night twice. Each interval contributes only the minutes after the latest end
-    seen so far; the wake gap before it is the time since that end.
-    """
-    prev_end = pl.col("end_utc").cum_max().shift(1).over("episode_id")
-    asleep = (
-        stages.filter(pl.col("stage").is_in(ASLEEP) & pl.col("episode_id").is_not_null())
-        .sort("episode_id", "start_utc", "end_utc")
-        .with_columns(prev_end.alias("_prev"))
-        .with_columns(
-            _minutes(pl.max_horizontal("start_utc", "_prev"), pl.col("end_utc"))
-            .clip(lower_bound=0)
-            .alias("_m"),
-            _minutes(pl.col("_prev"), pl.col("start_utc")).alias("_gap"),
-        )
-    )
-    return asleep.group_by("episode_id").agg(
-        pl.col("_m").sum().alias("st_tst"),
-        pl.col("start_utc").min().alias("onset_utc"),
-        pl.col("utc_offset_min").sort_by("start_utc").first().alias("onset_off"),
-        pl.col("end_utc").max().alias("final_utc"),
-        pl.col("utc_offset_min").sort_by("start_utc").last().alias("final_off"),
-        (pl.col("_gap") > AWAKENING_MIN).sum().cast(pl.Int32).alias("st_awak"),
-        *[pl.col("_m").filter(pl.col("stage") == s).sum().alias(f"st_{s}") for s in STAGED],
-        pl.col("stage").is_in(STAGED).any().alias("staged"),
-    )
+    """Per episode: the stage summary of ``lake.sleep_rules``, prefixed ``st_``."""
+    summ = summarise_stages(stages, by="episode_id")
+    return summ.rename(
+        {"tst_min": "st_tst", "awakenings": "st_awak", **{f"{s}_min": f"st_{s}" for s in STAGED}}
+    ).drop("waso_min")
 
 
 def episode_features(episodes: pl.LazyFrame, stages: pl.LazyFrame) -> pl.LazyFrame:
@@ -251,9 +209,9 @@ def nightly_sleep(episodes: pl.LazyFrame, stages: pl.LazyFrame) -> pl.LazyFrame:
         "efficiency_pct",
         *[f"{s}_min" for s in STAGED],
         *[f"{s}_pct" for s in STAGED],
-        clock_hours(pl.col("onset_utc"), pl.col("onset_off"), sd).alias("onset_h"),
-        clock_hours(pl.col("final_utc"), pl.col("final_off"), sd).alias("offset_h"),
-        clock_hours(pl.col("mid_utc"), pl.col("mid_off"), sd).alias("midpoint_h"),
+        clock_hours("onset_utc", "onset_off", sd).alias("onset_h"),
+        clock_hours("final_utc", "final_off", sd).alias("offset_h"),
+        clock_hours("mid_utc", "mid_off", sd).alias("midpoint_h"),
     )
     return (
         main.join(naps, on=["user_id", "sleep_date"], how="full", coalesce=True)

@@ -234,9 +234,11 @@ def _sleep_file(tmp_path: Path) -> Path:
 def test_encoded_sleep_file(tmp_path: Path) -> None:
     t = read_tables(_sleep_file(tmp_path))
     ep = t["sleep_episode"].row(0, named=True)
-    # light 50+60+200, deep 60, rem 48 → 418 min asleep in 480 min; unmeasurable 10 min skipped
+    # light 50+60+200, deep 60, rem 48 → 418 min asleep in 480 min. Between onset and the final
+    # awakening, 12 min awake and 10 min unmeasurable are not asleep: WASO 22 min, two gaps
+    # > 5 min (lake.sleep_rules, the same numbers the features compute from the stages).
     assert ep["tib_min"] == 480 and ep["tst_min"] == 418
-    assert ep["sol_min"] == 10 and ep["waso_min"] == 12 and ep["awakenings"] == 1
+    assert ep["sol_min"] == 10 and ep["waso_min"] == 22 and ep["awakenings"] == 2
     assert ep["efficiency_pct"] == pytest.approx(100 * 418 / 480)
     assert str(ep["sleep_date"]) == "2026-03-02" and ep["is_main_sleep"]
     assert ep["night_rule"] == "noon-split/v1" and ep["device"] == "garmin fenix6"

@@ -16,11 +16,11 @@ import pytest
 from garmin_fit_sdk import Encoder, Profile
 
 from tunewell.features.build import build_nightly_features
-from tunewell.ingest.nights import NIGHT_RULE, assign_nights
 from tunewell.ingest.runner import ingest_paths
 from tunewell.ingest.timeparse import local_to_utc, wall_to_utc, zone_on
 from tunewell.lake import store
 from tunewell.lake.merge import resolve_sleep
+from tunewell.lake.sleep_rules import NIGHT_RULE, assign_nights
 from tunewell.settings import Settings, UserSettings, ZonePeriod
 
 SLEEP = "HKCategoryTypeIdentifierSleepAnalysis"

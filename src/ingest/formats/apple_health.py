@@ -56,7 +56,7 @@ from lxml import etree
 
 from tunewell.ingest.base import FileContext, ReadError
 from tunewell.ingest.formats.fhir import clinical_records
-from tunewell.ingest.nights import assign_nights
+from tunewell.lake.sleep_rules import ASLEEP, assign_nights, minutes_between, summarise_stages
 
 SOURCE = "apple_health"
 PRIORITY = 10
@@ -64,7 +64,6 @@ PRIORITY = 10
 # (strings, parsed columns, record ids), so 200k-row flushes alone cost ~250 MB of RSS.
 BATCH_ROWS = 50_000
 EPISODE_GAP_MIN = 60
-AWAKENING_MIN = 5
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +113,6 @@ SLEEP_STAGE = {
     "1": "asleep",
     "2": "awake",
 }
-ASLEEP = ("asleep", "light", "deep", "rem")
 DISTANCE_M = {"m": 1.0, "km": 1000.0, "mi": 1609.344, "yd": 0.9144, "ft": 0.3048, "cm": 0.01}
 ENERGY_KCAL = {"kcal": 1.0, "Cal": 1.0, "cal": 0.001, "kJ": 1 / 4.184, "J": 1 / 4184}
 DURATION_MIN = {"min": 1.0, "s": 1 / 60, "sec": 1 / 60, "hr": 60.0, "h": 60.0, "ms": 1 / 60000}
@@ -551,83 +549,14 @@ def sleep_frames(ctx: FileContext, raw: pl.DataFrame) -> Iterator[tuple[str, pl.
     All devices of the export are grouped together, as the Health app shows a night: an iPhone's
     ``InBed`` record and the Watch's staged sleep of the same night are one episode (TIB from the
     whole span, TST from the asleep stages), not two overlapping ones. The episode's device is
-    the one that scored sleep.
-
-    TST is the union of asleep intervals (legacy ``Asleep`` and staged core/deep/REM), so
-    overlapping records are not counted twice; TIB spans the whole episode including ``InBed``;
-    WASO is the non-asleep time between sleep onset and the final awakening, and an awakening is
-    such a gap longer than 5 min (METRICS.md, Ohayon et al. 2017). Episodes with only ``InBed``
-    keep TIB and leave the sleep measures null.
+    the one that scored sleep. TST, WASO and awakenings are ``lake.sleep_rules`` over the
+    episode's stages, so overlapping records are not counted twice; TIB spans the whole episode
+    including ``InBed``. Episodes with only ``InBed`` keep TIB and leave the sleep measures null.
     """
-    st = (
-        _with_time(raw, end_offset=True)
-        .with_columns(pl.col("value").replace_strict(SLEEP_STAGE, default=None).alias("stage"))
-        .filter(
-            pl.col("stage").is_not_null()
-            & pl.col("start_utc").is_not_null()
-            & pl.col("end_utc").is_not_null()
-        )
-    )
+    st = _sleep_intervals(raw)
     if st.is_empty():
         return
-    st = st.sort(["start_utc", "end_utc"])
-    prev_end = pl.col("end_utc").cum_max().shift(1)
-    new_ep = prev_end.is_null() | (
-        pl.col("start_utc") - prev_end >= pl.duration(minutes=EPISODE_GAP_MIN)
-    )
-    st = st.with_columns(new_ep.cast(pl.Int32).cum_sum().alias("ep"))
-
-    sl = st.filter(pl.col("stage").is_in(ASLEEP)).sort(["ep", "start_utc"])
-    covered = pl.col("end_utc").cum_max().shift(1).over("ep")
-    eff_start = pl.max_horizontal(pl.col("start_utc"), covered.fill_null(pl.col("start_utc")))
-    sl = sl.with_columns(
-        ((pl.col("end_utc") - eff_start).dt.total_seconds().clip(lower_bound=0) / 60).alias(
-            "new_min"
-        ),
-        ((pl.col("start_utc") - covered).dt.total_seconds() / 60).alias("gap_min"),
-    )
-    sleep_sum = sl.group_by("ep").agg(
-        pl.col("device").mode().sort().first().alias("sleep_device"),
-        pl.col("new_min").sum().alias("tst_min"),
-        pl.col("start_utc").min().alias("onset"),
-        pl.col("end_utc").max().alias("final"),
-        (pl.col("gap_min") > AWAKENING_MIN).sum().cast(pl.Int32).alias("awakenings"),
-    )
-    sec_per_min = 60.0
-    ep = (
-        st.group_by("ep")
-        .agg(
-            pl.col("device").mode().sort().first().alias("any_device"),
-            pl.col("start_utc").min(),
-            pl.col("end_utc").max(),
-            pl.col("utc_offset_min").sort_by("start_utc").first(),
-            pl.col("tz_name").sort_by("start_utc").first(),
-            pl.col("tz_source").first(),
-            pl.col("end_off").sort_by("end_utc").last(),
-        )
-        .join(sleep_sum, on="ep", how="left")
-        .with_columns(
-            pl.coalesce("sleep_device", "any_device").alias("device"),
-            ((pl.col("end_utc") - pl.col("start_utc")).dt.total_seconds() / sec_per_min).alias(
-                "tib_min"
-            ),
-            ((pl.col("onset") - pl.col("start_utc")).dt.total_seconds() / sec_per_min).alias(
-                "sol_min"
-            ),
-        )
-        .with_columns(
-            (
-                (pl.col("final") - pl.col("onset")).dt.total_seconds() / sec_per_min
-                - pl.col("tst_min")
-            )
-            .clip(lower_bound=0)
-            .alias("waso_min"),
-            (pl.col("tst_min") / pl.col("tib_min") * 100)
-            .clip(upper_bound=100)
-            .alias("efficiency_pct"),
-        )
-    )
-    ep = assign_nights(ep, end_offset="end_off")
+    ep = _sleep_episodes(st)
     cols = [
         "sleep_date",
         "is_main_sleep",
@@ -639,12 +568,67 @@ def sleep_frames(ctx: FileContext, raw: pl.DataFrame) -> Iterator[tuple[str, pl.
         "efficiency_pct",
         "night_rule",
     ]
-    ep = ep.sort("ep")
     episodes = _conform(ctx, ep, "sleep_episode", cols)
     ids = ep.select("ep").with_columns(episodes["record_id"].alias("episode_id"))
     stages = st.join(ids, on="ep", how="left")
     yield "sleep_episode", episodes
     yield "sleep_stage", _conform(ctx, stages, "sleep_stage", ["stage", "episode_id"])
+
+
+def _sleep_intervals(raw: pl.DataFrame) -> pl.DataFrame:
+    """Sleep records as stage intervals, numbered into episodes (``ep``) by start order."""
+    st = (
+        _with_time(raw, end_offset=True)
+        .with_columns(pl.col("value").replace_strict(SLEEP_STAGE, default=None).alias("stage"))
+        .filter(
+            pl.col("stage").is_not_null()
+            & pl.col("start_utc").is_not_null()
+            & pl.col("end_utc").is_not_null()
+        )
+        .sort(["start_utc", "end_utc"])
+    )
+    prev_end = pl.col("end_utc").cum_max().shift(1)
+    new_ep = prev_end.is_null() | (
+        pl.col("start_utc") - prev_end >= pl.duration(minutes=EPISODE_GAP_MIN)
+    )
+    return st.with_columns(new_ep.cast(pl.Int32).cum_sum().alias("ep"))
+
+
+def _sleep_episodes(st: pl.DataFrame) -> pl.DataFrame:
+    """One row per episode: its span, offsets, scoring device, night and stage summary."""
+    sleep_device = (
+        st.filter(pl.col("stage").is_in(ASLEEP))
+        .group_by("ep")
+        .agg(pl.col("device").mode().sort().first().alias("sleep_device"))
+    )
+    summary = summarise_stages(st, by="ep").select(
+        "ep", "tst_min", "onset_utc", "waso_min", "awakenings"
+    )
+    ep = (
+        st.group_by("ep")
+        .agg(
+            pl.col("device").mode().sort().first().alias("any_device"),
+            pl.col("start_utc").min(),
+            pl.col("end_utc").max(),
+            pl.col("utc_offset_min").sort_by("start_utc").first(),
+            pl.col("tz_name").sort_by("start_utc").first(),
+            pl.col("tz_source").first(),
+            pl.col("end_off").sort_by("end_utc").last(),
+        )
+        .join(sleep_device, on="ep", how="left")
+        .join(summary, on="ep", how="left")
+        .with_columns(
+            pl.coalesce("sleep_device", "any_device").alias("device"),
+            minutes_between("start_utc", "end_utc").alias("tib_min"),
+            minutes_between("start_utc", "onset_utc").alias("sol_min"),
+        )
+        .with_columns(
+            (pl.col("tst_min") / pl.col("tib_min") * 100)
+            .clip(upper_bound=100)
+            .alias("efficiency_pct"),
+        )
+    )
+    return assign_nights(ep, end_offset="end_off").sort("ep")
 
 
 # --------------------------------------------------------------------------------------- read

@@ -29,8 +29,8 @@ from pathlib import Path
 import polars as pl
 
 from tunewell.ingest.base import FileContext, ReadError
-from tunewell.ingest.nights import assign_nights
 from tunewell.ingest.timeparse import local_to_utc, parse_local, require_times
+from tunewell.lake.sleep_rules import assign_nights, summarise_stages
 
 SOURCE = "fitbit"
 PRIORITY = 30
@@ -338,27 +338,9 @@ def _stage_runs(lv: dict[str, list]) -> pl.DataFrame:
 
 
 def _awakenings(stages: pl.DataFrame) -> pl.DataFrame:
-    """Wake bouts > 5 min between sleep onset and final awakening (Ohayon et al. 2017)."""
-    asleep = pl.col("stage") != "awake"
-    bounds = (
-        stages.filter(asleep)
-        .group_by("log_id")
-        .agg(onset=pl.col("start_local").min(), final=pl.col("end_local").max())
-    )
-    return (
-        stages.join(bounds, on="log_id")
-        .group_by("log_id")
-        .agg(
-            awakenings=(
-                (pl.col("stage") == "awake")
-                & (pl.col("end_local") - pl.col("start_local") > pl.duration(minutes=5))
-                & (pl.col("start_local") >= pl.col("onset"))
-                & (pl.col("end_local") <= pl.col("final"))
-            )
-            .sum()
-            .cast(pl.Int32)
-        )
-    )
+    """Awakenings per log by ``lake.sleep_rules`` (local clock: only differences matter)."""
+    local = stages.rename({"start_local": "start_utc", "end_local": "end_utc"})
+    return summarise_stages(local, by="log_id", offset=None).select("log_id", "awakenings")
 
 
 # ---------------------------------------------------------------- other types

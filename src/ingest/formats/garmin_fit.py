@@ -56,8 +56,8 @@ from tunewell.ingest.fit_decode import (
     fit_seconds,
     from_fit_seconds,
 )
-from tunewell.ingest.nights import assign_nights
 from tunewell.ingest.timeparse import wall_to_utc, zone_on
+from tunewell.lake.sleep_rules import assign_nights, summarise_stages
 from tunewell.lake.timezones import local_time, zone_offsets
 from tunewell.settings import UserSettings
 
@@ -471,30 +471,28 @@ def _sleep(msgs: FitMessages, clock: Clock, emit: Emit) -> Iterator[tuple[str, p
 
 
 def _episode_metrics(seq: pl.DataFrame, start: datetime, end: datetime) -> dict[str, list]:
-    """TIB, TST, SOL, WASO, awakenings > 5 min and SE as METRICS.md defines them."""
-    asleep = seq.filter(pl.col("stage").is_in(["light", "deep", "rem"]))
+    """TIB and SE from the recorded window; TST, SOL, WASO, awakenings from ``lake.sleep_rules``."""
     tib = (end - start).total_seconds() / 60
-    tst = float(asleep["minutes"].sum())
     out: dict[str, list] = {
         "tib_min": [tib],
-        "tst_min": [tst],
-        "efficiency_pct": [100 * tst / tib if tib > 0 else None],
+        "tst_min": [0.0],
+        "efficiency_pct": [0.0 if tib > 0 else None],
         "sol_min": [None],
         "waso_min": [None],
         "awakenings": [None],
     }
-    if asleep.is_empty():
+    summary = summarise_stages(seq.with_columns(_night=pl.lit(0)), by="_night", offset=None)
+    if summary.is_empty():
         return out
-    onset, final = asleep["start_utc"].min(), asleep["end_utc"].max()
-    bouts = (
-        seq.filter(pl.col("stage") == "awake")
-        .group_by("run")
-        .agg(pl.col("start_utc").min(), pl.col("end_utc").max(), pl.col("minutes").sum())
-        .filter((pl.col("start_utc") >= onset) & (pl.col("end_utc") <= final))
-    )
-    out["sol_min"] = [(onset - start).total_seconds() / 60]
-    out["waso_min"] = [float(bouts["minutes"].sum())]
-    out["awakenings"] = [int((bouts["minutes"] > 5).sum())]
+    night = summary.row(0, named=True)
+    tst = night["tst_min"]
+    out |= {
+        "tst_min": [tst],
+        "efficiency_pct": [100 * tst / tib if tib > 0 else None],
+        "sol_min": [(night["onset_utc"] - start).total_seconds() / 60],
+        "waso_min": [night["waso_min"]],
+        "awakenings": [night["awakenings"]],
+    }
     return out
 
 

@@ -23,8 +23,8 @@ from typing import Any
 import polars as pl
 
 from tunewell.ingest.base import FileContext, ReadError
-from tunewell.ingest.nights import assign_nights
 from tunewell.ingest.timeparse import local_to_utc
+from tunewell.lake.sleep_rules import assign_nights, summarise_stages
 
 SOURCE = "oura"
 PRIORITY = 20
@@ -313,22 +313,14 @@ def _epochs(sleeps: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _stage_stats(ep: pl.DataFrame) -> pl.DataFrame:
-    """WASO and awakenings (> 5 min) between first and last sleep epoch, per sleep."""
-    asleep = pl.col("stage").is_in(["deep", "light", "rem"])
-    first = pl.col("i").filter(asleep).min().over("k")
-    last = pl.col("i").filter(asleep).max().over("k")
-    inner = ep.with_columns(first.alias("f"), last.alias("l")).filter(
-        (pl.col("i") > pl.col("f")) & (pl.col("i") < pl.col("l")) & (pl.col("stage") == "awake")
-    )
-    runs = inner.group_by("k", "run").agg(pl.len().alias("n"))
-    waso = runs.group_by("k").agg(
-        (pl.col("n").sum() * (EPOCH_S / 60)).cast(pl.Float64).alias("waso_min"),
-        (pl.col("n") * EPOCH_S > 300).sum().cast(pl.Int32).alias("awakenings"),
-    )
-    has_phases = ep.select("k").unique()
-    return has_phases.join(waso, on="k", how="left").with_columns(
-        pl.col("waso_min").fill_null(0.0), pl.col("awakenings").fill_null(0)
+def _stage_stats(ep: pl.DataFrame, stages: pl.DataFrame) -> pl.DataFrame:
+    """WASO and awakenings per sleep with a hypnogram (``lake.sleep_rules``); 0 if never asleep."""
+    summary = summarise_stages(stages, by="k").select("k", "waso_min", "awakenings")
+    return (
+        ep.select("k")
+        .unique()
+        .join(summary, on="k", how="left")
+        .with_columns(pl.col("waso_min").fill_null(0.0), pl.col("awakenings").fill_null(0))
     )
 
 
@@ -424,9 +416,10 @@ def read(ctx: FileContext) -> Iterator[tuple[str, pl.DataFrame]]:
     day_off = pl.DataFrame(schema={"date": pl.Date, "utc_offset_min": pl.Int32})
     if sleeps.height:
         ep = _epochs(sleeps)
+        stage_runs = _stages(ep)
         episodes = assign_nights(
             sleeps.rename({"start": "start_utc", "end": "end_utc", "off": "utc_offset_min"})
-        ).join(_stage_stats(ep), on="k", how="left")
+        ).join(_stage_stats(ep, stage_runs), on="k", how="left")
         day_off = (
             episodes.sort("is_main_sleep", descending=True)
             .unique("sleep_date", keep="first")
@@ -454,7 +447,7 @@ def read(ctx: FileContext) -> Iterator[tuple[str, pl.DataFrame]]:
         )
         yield "sleep_episode", epi
         ids = episodes.select("k", "sleep_date").with_columns(epi["record_id"].alias("episode_id"))
-        stages = _stages(ep).join(ids.select("k", "episode_id"), on="k").drop("k")
+        stages = stage_runs.join(ids.select("k", "episode_id"), on="k").drop("k")
         yield "sleep_stage", conform(_record_tz(stages), "sleep_stage")
         hrv5 = (
             _samples(sleeps, "hrv")

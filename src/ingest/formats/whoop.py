@@ -21,7 +21,7 @@ from pathlib import Path
 import polars as pl
 
 from tunewell.ingest.base import FileContext, ReadError
-from tunewell.ingest.nights import assign_nights
+from tunewell.lake.sleep_rules import assign_nights
 
 SOURCE = "whoop"
 PRIORITY = 20
