@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import polars as pl
 
@@ -50,7 +50,11 @@ class FileContext:
         )
 
 
+@runtime_checkable
 class Reader(Protocol):
+    """A reader module (``ingest.formats.<name>``); modules satisfy it structurally."""
+
+    __name__: str
     SOURCE: str
     PRIORITY: int
 

@@ -32,7 +32,7 @@ import polars as pl
 
 from tunewell.ingest import validate
 from tunewell.ingest.base import FileContext, ReadError
-from tunewell.ingest.registry import detect, guess_format, read_head
+from tunewell.ingest.registry import SnifferError, detect, guess_format, read_head
 from tunewell.lake import manifest
 from tunewell.lake.manifest import FileStatus, QuarantineStage
 from tunewell.lake.schemas import CONTEXT_ONLY
@@ -192,7 +192,12 @@ def stage_file(
         res.format, res.status = seen.format, FileStatus.ALREADY_SEEN
         return [StagedFile(res, Path(path))]
     head = read_head(path)
-    reader = detect(path, head)
+    try:
+        reader = detect(path, head)
+    except SnifferError as exc:
+        res.format = guess_format(path, head)
+        _quarantine(lake, Path(path), res, f"{display}: {exc}")
+        return [StagedFile(res, Path(path))]
     if reader is None and zipfile.is_zipfile(path):
         return _stage_zip(path, user, settings, display, sha, options or {}, retry_quarantined)
     if reader is None and head.startswith(b"PK\x03\x04"):
