@@ -65,7 +65,7 @@ def simulate_one(index: int, days: int, seed: int):
 
 
 def generate(people: int, days: int, rr_minutes: int, out: Path) -> dict:
-    from tests.features.test_build import silver_from_population, users_of
+    from tunewell.synth.silver import silver_from_population, users_of
 
     rows: dict[str, int] = dict.fromkeys(TABLES, 0)
     meta = {}

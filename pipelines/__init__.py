@@ -1,1 +1,1 @@
-"""Prefect flows and the CLI: orchestration only."""
+"""Prefect flows, the CLI and the run report: orchestration only; may import every layer."""

@@ -1,1 +1,1 @@
-"""coach"""
+"""Weekly coach pages and lifestyle suggestions; may import models, features, lake, settings."""

@@ -1,1 +1,1 @@
-"""features"""
+"""Nightly features in polars (sleep, HRV, circadian, load); may import lake and settings."""

@@ -9,13 +9,13 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from tests.features.test_build import silver_from_population, users_of
 from tunewell.features import vitals
 from tunewell.features.build import build_nightly_features
 from tunewell.lake.frames import conform
 from tunewell.settings import UserSettings
 from tunewell.synth import people
 from tunewell.synth.people import simulate
+from tunewell.synth.silver import silver_from_population, users_of
 
 U = UserSettings("u1", tz="Europe/Berlin")
 D0 = date(2026, 1, 5)  # winter: Berlin is UTC+1
