@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from tunewell.lake.schemas import BASELINE_SERIES, BASELINE_SUFFIXES
+
 ACUTE_DAYS = 7
 ACUTE_MIN = 4
 CHRONIC_DAYS = 60
@@ -20,30 +22,8 @@ MAD_SCALE = 1.4826  # makes the MAD a consistent estimator of σ for normal data
 # Chronic window: the 60 days before the acute week, i.e. offsets 7..66 days.
 LOOKBACK_DAYS = ACUTE_DAYS + CHRONIC_DAYS - 1
 
-SERIES = (
-    "ln_rmssd",
-    "resting_hr",
-    "hr_sleep_mean",
-    "tst_min",
-    "midpoint_h",
-    "resp_rate",
-    "skin_temp_dev",
-    "hr_dip_pct",
-)
-STATS = (
-    "b7",
-    "n7",
-    "mu60",
-    "sd60",
-    "n60",
-    "swc",
-    "z",
-    "med60",
-    "mad60",
-    "zr",
-    "cv7",
-    "calibrating",
-)
+SERIES = BASELINE_SERIES
+STATS = BASELINE_SUFFIXES
 
 
 def date_spine(df: pl.LazyFrame, date_col: str = "sleep_date") -> pl.LazyFrame:

@@ -11,6 +11,7 @@ import math
 import polars as pl
 
 from tunewell.features.baselines import window_rows
+from tunewell.lake.timezones import local_time
 
 DAY_MIN = 1440.0
 SRI_PAIRS = 7  # day pairs (d−1, d) for d in the last 7 sleep dates
@@ -32,9 +33,7 @@ SUMMARY_HR = ("daily_avg", "daily_min", "daily_max")
 
 
 def _local_us(col: str) -> pl.Expr:
-    return pl.col(col).dt.replace_time_zone(None).dt.epoch("us") + pl.col("utc_offset_min").cast(
-        pl.Int64
-    ) * (60 * 1_000_000)
+    return local_time(col).dt.epoch("us")
 
 
 def _epochs(lf: pl.LazyFrame, rule: str) -> pl.LazyFrame:
@@ -189,9 +188,7 @@ def timing(nightly: pl.LazyFrame) -> pl.LazyFrame:
 
 def hourly_activity(steps: pl.LazyFrame) -> pl.LazyFrame:
     """Steps per local clock hour; hours without rows on a day with data are zero."""
-    local = pl.col("start_utc").dt.replace_time_zone(None) + pl.duration(
-        minutes=pl.col("utc_offset_min")
-    )
+    local = local_time()
     dur_h = (pl.col("end_utc") - pl.col("start_utc")).dt.total_seconds() / 3600
     st = steps.filter(dur_h.fill_null(0) <= 1.0).with_columns(
         local.dt.date().alias("date"), local.dt.hour().cast(pl.Int32).alias("hour")
@@ -212,9 +209,7 @@ def hourly_hr(hr: pl.LazyFrame) -> pl.LazyFrame:
     Unlike steps, an hour without HR is unobserved, not zero; filling it would invent a rhythm,
     so only complete days enter IS/IV/L5/M10 (which assume p = 24 values per day).
     """
-    local = pl.col("start_utc").dt.replace_time_zone(None) + pl.duration(
-        minutes=pl.col("utc_offset_min")
-    )
+    local = local_time()
     h = (
         hr.filter(~pl.col("context").is_in(SUMMARY_HR).fill_null(False))
         .group_by(

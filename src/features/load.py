@@ -14,6 +14,7 @@ import math
 import polars as pl
 
 from tunewell.features.intervals import within
+from tunewell.lake.timezones import local_date
 from tunewell.settings import UserSettings
 
 ACUTE_N, CHRONIC_N = 7, 28  # ACWR (Williams et al. 2017)
@@ -143,12 +144,7 @@ def session_trimp(workouts: pl.LazyFrame, hr: pl.LazyFrame, params: pl.LazyFrame
     fallback = _trimp_expr(pl.col("avg_hr"), pl.col("duration_min"))
     return j.select(
         "user_id",
-        (
-            pl.col("start_utc").dt.replace_time_zone(None)
-            + pl.duration(minutes=pl.col("utc_offset_min"))
-        )
-        .dt.date()
-        .alias("date"),
+        local_date().alias("date"),
         pl.coalesce(pl.col("_hr_trimp"), fallback).alias("trimp"),
         pl.when(pl.col("_hr_trimp").is_not_null())
         .then(pl.lit("hr_samples"))

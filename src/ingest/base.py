@@ -28,6 +28,15 @@ from tunewell.settings import UserSettings
 HEAD_BYTES = 64 * 1024
 
 
+def csv_header(head: bytes) -> list[str]:
+    """Column names of a CSV file's first line (UTF-8 BOM, quotes and spaces removed).
+
+    Sniffers decide by these names, so every CSV reader must parse them the same way.
+    """
+    line = head.removeprefix(b"\xef\xbb\xbf").split(b"\n", 1)[0]
+    return [c.strip().strip('"') for c in line.decode("utf-8", "replace").split(",")]
+
+
 class ReadError(Exception):
     """A file that cannot be read; the message names the problem in the user's terms."""
 

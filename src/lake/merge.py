@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from tunewell.lake.timezones import local_time
+
 SLEEP_JOIN_GAP_MIN = 60
 
 
@@ -135,9 +137,7 @@ def resolve_points(
     Slices are cut in local time, so a daily value (resting HR) competes with the other
     source's value of the same local day, not of the same UTC day.
     """
-    local = pl.col("start_utc").dt.replace_time_zone(None) + pl.duration(
-        minutes=pl.col("utc_offset_min") + int(shift_h * 60)
-    )
+    local = local_time() + pl.duration(minutes=int(shift_h * 60))
     slice_ = local.dt.truncate(every).alias("__slice")
     keys = ["user_id", *by, "__slice"]
     return (

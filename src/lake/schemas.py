@@ -484,10 +484,28 @@ _BASELINE_SERIES = {
 }
 
 
+# The baseline columns of each series, in this order (features.baselines computes them).
+BASELINE_SUFFIXES = (
+    "b7",
+    "n7",
+    "mu60",
+    "sd60",
+    "n60",
+    "swc",
+    "z",
+    "med60",
+    "mad60",
+    "zr",
+    "cv7",
+    "calibrating",
+)
+
+
 def _baseline_cols() -> tuple[Col, ...]:
     src = "METRICS.md Personal baselines"
     cols: list[Col] = []
     for s, (unit, what) in _BASELINE_SERIES.items():
+        first = len(cols)
         cols += [
             Col(
                 f"{s}_b7",
@@ -539,6 +557,9 @@ def _baseline_cols() -> tuple[Col, ...]:
             ),
             Col(f"{s}_calibrating", _B, f"True while {what} has < 14 valid chronic days", "", src),
         ]
+        names = [c.name for c in cols[first:]]
+        if names != [f"{s}_{x}" for x in BASELINE_SUFFIXES]:
+            raise AssertionError(f"baseline columns of {s} differ from BASELINE_SUFFIXES")
     return tuple(cols)
 
 
@@ -624,6 +645,11 @@ _VITALS_COLS: tuple[Col, ...] = (
     ),
     Col("hr_dip_ok", _B, "Both hr_day_ok and hr_ok", source=_VITALS_SRC),
 )
+
+
+# The series with personal baselines (columns ``<series>_<suffix>`` for each suffix).
+BASELINE_SERIES: tuple[str, ...] = tuple(_BASELINE_SERIES)
+
 
 NIGHTLY_COLS: tuple[Col, ...] = (
     Col(

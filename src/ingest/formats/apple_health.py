@@ -57,6 +57,7 @@ from lxml import etree
 from tunewell.ingest.base import FileContext, ReadError
 from tunewell.ingest.formats.fhir import clinical_records
 from tunewell.lake.sleep_rules import ASLEEP, assign_nights, minutes_between, summarise_stages
+from tunewell.lake.timezones import local_time
 
 SOURCE = "apple_health"
 PRIORITY = 10
@@ -469,9 +470,7 @@ def _beat_frame(ctx: FileContext, raw: pl.DataFrame) -> pl.DataFrame:
         pl.when(twelve).then(clock.str.to_datetime("%Y-%m-%d %I:%M:%S%.f %p", strict=False)),
         pl.when(~twelve).then(clock.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False)),
     ).dt.cast_time_unit("us")
-    start_local = pl.col("start_utc").dt.replace_time_zone(None) + pl.duration(
-        minutes=pl.col("suffix_off")
-    )
+    start_local = local_time("start_utc", "suffix_off")
     local = (
         pl.when(local < start_local - pl.duration(hours=12))
         .then(local + pl.duration(days=1))

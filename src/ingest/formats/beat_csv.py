@@ -23,7 +23,7 @@ from pathlib import Path
 
 import polars as pl
 
-from tunewell.ingest.base import FileContext, ReadError
+from tunewell.ingest.base import FileContext, ReadError, csv_header
 from tunewell.ingest.timeparse import local_to_utc
 
 SOURCE = "rr_csv"
@@ -33,13 +33,8 @@ DEVICE_RR = "polar_h7"
 DEVICE_ACTIGRAPH = "actigraph_wgt3x-bt"
 
 
-def _header(head: bytes) -> list[str]:
-    line = head.removeprefix(b"\xef\xbb\xbf").split(b"\n", 1)[0]
-    return [c.strip().strip('"') for c in line.decode("utf-8", "replace").strip().split(",")]
-
-
 def kind(head: bytes) -> str | None:
-    cols = set(_header(head))
+    cols = set(csv_header(head))
     if {"ibi_s", "day", "time"} <= cols:
         return "rr"
     if {"Axis1", "Steps", "HR", "day", "time"} <= cols:

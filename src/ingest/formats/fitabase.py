@@ -23,7 +23,7 @@ from pathlib import Path
 
 import polars as pl
 
-from tunewell.ingest.base import FileContext, ReadError
+from tunewell.ingest.base import FileContext, ReadError, csv_header
 from tunewell.ingest.timeparse import local_to_utc, require_times
 
 SOURCE = "fitabase"
@@ -50,13 +50,8 @@ SLEEP_DAY_SCORES = {
 }
 
 
-def _header(head: bytes) -> list[str]:
-    line = head.removeprefix(b"\xef\xbb\xbf").split(b"\n", 1)[0]
-    return [c.strip().strip('"') for c in line.decode("utf-8", "replace").split(",")]
-
-
 def kind(head: bytes) -> str | None:
-    cols = _header(head)
+    cols = csv_header(head)
     if not cols or cols[0] != "Id":
         return None
     for k, needed in KINDS.items():

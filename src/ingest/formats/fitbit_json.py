@@ -167,6 +167,50 @@ _EXERCISE_FIELDS = {
 
 
 def _sleep(ctx: FileContext, entries: list[dict]) -> Iterator[tuple[str, pl.DataFrame]]:
+    """Sleep logs → episodes, stages and Fitbit's own efficiency: parse, episodes, conform."""
+    parsed = _parse_sleep_logs(ctx, entries)
+    if parsed is None:
+        return
+    logs, levels = parsed
+    stages = _stage_runs(levels)
+    ep = _sleep_episodes(ctx, logs, stages)
+    episodes = ctx.conform(
+        ep.select(
+            "start_utc",
+            "end_utc",
+            "sleep_date",
+            "is_main_sleep",
+            tib_min=pl.col("tib"),
+            tst_min=pl.col("tst"),
+            sol_min=pl.col("sol"),
+            waso_min=pl.col("waso"),
+            awakenings=pl.col("awakenings"),
+            efficiency_pct=pl.when(pl.col("tib") > 0).then(pl.col("tst") / pl.col("tib") * 100),
+            vendor_episode_id=pl.col("log_id"),
+            night_rule=pl.col("night_rule"),
+        ),
+        "sleep_episode",
+        source=SOURCE,
+    )
+    yield "sleep_episode", episodes
+    if stages.height:
+        ids = episodes.select(log_id="vendor_episode_id", episode_id="record_id").with_columns(
+            _off=ep["_off"]
+        )
+        st = stages.join(ids, on="log_id", how="inner").select(
+            start_utc=_minus(pl.col("start_local"), pl.col("_off")),
+            end_utc=_minus(pl.col("end_local"), pl.col("_off")),
+            stage=pl.col("stage"),
+            episode_id=pl.col("episode_id"),
+        )
+        yield "sleep_stage", ctx.conform(st, "sleep_stage", source=SOURCE)
+    yield from _vendor_efficiency(ctx, ep)
+
+
+def _parse_sleep_logs(
+    ctx: FileContext, entries: list[dict]
+) -> tuple[pl.DataFrame, dict[str, list]] | None:
+    """One row per sleep log (local clock times) and its stage levels as columns; None if empty."""
     logs: dict[str, dict] = {}
     lv: dict[str, list] = {k: [] for k in ("log_id", "at", "level", "seconds", "short")}
     for e in entries:
@@ -185,7 +229,7 @@ def _sleep(ctx: FileContext, entries: list[dict]) -> Iterator[tuple[str, pl.Data
                 lv["seconds"].append(d.get("seconds"))
                 lv["short"].append(short)
     if not logs:
-        return
+        return None
     cols = {"log_id": list(logs)} | _pluck(list(logs.values()), _SLEEP_FIELDS)
     ep = pl.DataFrame(
         cols,
@@ -210,9 +254,12 @@ def _sleep(ctx: FileContext, entries: list[dict]) -> Iterator[tuple[str, pl.Data
     )
     require_times(ctx, ep, "start_local")
     require_times(ctx, ep, "end_local")
-    stages = _stage_runs(lv)
-    wakes = _awakenings(stages)
-    ep = ep.join(wakes, on="log_id", how="left").with_columns(
+    return ep, lv
+
+
+def _sleep_episodes(ctx: FileContext, ep: pl.DataFrame, stages: pl.DataFrame) -> pl.DataFrame:
+    """Logs with awakenings, UTC times and their night (``lake.sleep_rules``)."""
+    ep = ep.join(_awakenings(stages), on="log_id", how="left").with_columns(
         awakenings=pl.col("awakenings").fill_null(0)
     )
     # A log keeps one clock offset throughout (its epochs run on across a DST change), so the
@@ -225,35 +272,11 @@ def _sleep(ctx: FileContext, entries: list[dict]) -> Iterator[tuple[str, pl.Data
         end_utc=_minus(pl.col("end_local"), pl.col("_off")),
         _off_min=pl.col("_off").dt.total_minutes(),
     )
-    ep = assign_nights(ep, start_offset="_off_min").sort("start_local")
-    episodes = ep.select(
-        "start_utc",
-        "end_utc",
-        "sleep_date",
-        "is_main_sleep",
-        tib_min=pl.col("tib"),
-        tst_min=pl.col("tst"),
-        sol_min=pl.col("sol"),
-        waso_min=pl.col("waso"),
-        awakenings=pl.col("awakenings"),
-        efficiency_pct=pl.when(pl.col("tib") > 0).then(pl.col("tst") / pl.col("tib") * 100),
-        vendor_episode_id=pl.col("log_id"),
-        night_rule=pl.col("night_rule"),
-    )
-    episodes = ctx.conform(episodes, "sleep_episode", source=SOURCE)
-    yield "sleep_episode", episodes
-    if stages.height:
-        ids = episodes.select(log_id="vendor_episode_id", episode_id="record_id").with_columns(
-            _off=ep["_off"]
-        )
-        st = stages.join(ids, on="log_id", how="inner").select(
-            start_utc=_minus(pl.col("start_local"), pl.col("_off")),
-            end_utc=_minus(pl.col("end_local"), pl.col("_off")),
-            stage=pl.col("stage"),
-            episode_id=pl.col("episode_id"),
-        )
-        yield "sleep_stage", ctx.conform(st, "sleep_stage", source=SOURCE)
-    # Fitbit's own efficiency is not TST/TIB (it ignores short wakes); kept only for comparison.
+    return assign_nights(ep, start_offset="_off_min").sort("start_local")
+
+
+def _vendor_efficiency(ctx: FileContext, ep: pl.DataFrame) -> Iterator[tuple[str, pl.DataFrame]]:
+    """Fitbit's own efficiency is not TST/TIB (it ignores short wakes); kept for comparison."""
     vendor = ep.filter(pl.col("main").fill_null(False) & pl.col("vendor_eff").is_not_null())
     if vendor.height:
         vs = vendor.select(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from tunewell.ingest.base import FileContext, ReadError
+from tunewell.ingest.base import FileContext, ReadError, csv_header
 from tunewell.ingest.timeparse import local_to_utc
 
 SOURCE = "google_fit"
@@ -29,13 +29,8 @@ HEART = {
 MARKERS = (STEPS, WEIGHT, "Move Minutes count", "Calories (kcal)", "Heart Points", *HEART)
 
 
-def _header(head: bytes) -> list[str]:
-    line = head.removeprefix(b"\xef\xbb\xbf").split(b"\n", 1)[0]
-    return [c.strip().strip('"') for c in line.decode("utf-8", "replace").strip().split(",")]
-
-
 def sniff(path: Path, head: bytes) -> bool:
-    cols = _header(head)
+    cols = csv_header(head)
     return bool(cols) and cols[0] == "Date" and any(m in cols for m in MARKERS)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
-from tunewell.ingest.base import FileContext, ReadError
+from tunewell.ingest.base import FileContext, ReadError, csv_header
 from tunewell.ingest.timeparse import require_times
 from tunewell.lake.timezones import local_date
 
@@ -34,13 +34,8 @@ WELLNESS_HEADER = ("effective_time_frame", "fatigue", "mood", "readiness")
 SRPE_HEADER = ("end_date_time", "activity_names", "perceived_exertion", "duration_min")
 
 
-def _header(head: bytes) -> list[str]:
-    line = head.removeprefix(b"\xef\xbb\xbf").split(b"\n", 1)[0]
-    return [c.strip().strip('"') for c in line.decode("utf-8", "replace").split(",")]
-
-
 def kind(head: bytes) -> str | None:
-    cols = _header(head)
+    cols = csv_header(head)
     if all(c in cols for c in WELLNESS_HEADER):
         return "wellness"
     if all(c in cols for c in SRPE_HEADER):

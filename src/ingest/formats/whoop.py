@@ -20,7 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
-from tunewell.ingest.base import FileContext, ReadError
+from tunewell.ingest.base import FileContext, ReadError, csv_header
 from tunewell.lake.sleep_rules import assign_nights
 
 SOURCE = "whoop"
@@ -78,11 +78,6 @@ _VITALS = {
 }
 
 
-def _header(head: bytes) -> list[str]:
-    line = head.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0].decode("utf-8", "replace")
-    return [c.strip().strip('"') for c in line.strip().split(",")]
-
-
 def _kind(cols: list[str]) -> str | None:
     if not set(_CYCLE) <= set(cols):  # by name: WHOOP has reordered and added columns before
         return None
@@ -98,7 +93,7 @@ def _kind(cols: list[str]) -> str | None:
 
 
 def sniff(path: Path, head: bytes) -> bool:
-    return _kind(_header(head)) is not None
+    return _kind(csv_header(head)) is not None
 
 
 def offset_minutes(zone: pl.Expr) -> pl.Expr:
@@ -152,7 +147,7 @@ def _load(path: Path) -> pl.DataFrame:
 
 def read(ctx: FileContext) -> Iterator[tuple[str, pl.DataFrame]]:
     with ctx.path.open("rb") as fh:
-        kind = _kind(_header(fh.read(4096)))
+        kind = _kind(csv_header(fh.read(4096)))
     df = _load(ctx.path)
 
     def conform(frame: pl.DataFrame, tbl: str) -> pl.DataFrame:
