@@ -31,6 +31,7 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	.ci/typecheck
 
 format: install
 	$(BIN)/ruff format .

@@ -49,6 +49,7 @@ DEFAULT_PRIORITY = (
     "pmdata",
 )
 
+Sex = Literal["male", "female"]  # for TRIMP constants
 _STRICT = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
 
@@ -105,7 +106,7 @@ class UserSettings:
     user_id: str
     tz: str | None = None  # None: not configured, so times without an offset are assumed UTC
     tz_history: tuple[ZonePeriod, ...] = ()
-    sex: Literal["male", "female"] | None = None  # for TRIMP constants
+    sex: Sex | None = None
     hr_max: float | None = Field(default=None, gt=0, le=260)
     hr_rest: float | None = Field(default=None, gt=0, le=200)
     birth_year: int | None = Field(default=None, ge=1900, le=2100)

@@ -95,6 +95,8 @@ def refresh_gold(
     users = sorted(changed) if changed else store.users_in(lake)
     for user in users:
         dates = [] if full or not changed else changed.get(user, [])
+        start: date | None
+        end: date | None
         if dates:
             start, end = recompute_window(dates)
             silver = load_silver(lake, settings, user, load_window(start, end)[0])

@@ -495,7 +495,8 @@ def write_apple(pop: Population, person: Person, out_dir: Path, seed: int = 0) -
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, zlib.crc32(person.user_id.encode()), 2])
     user = user_settings(pop, person)
-    last = int(pop.nights.filter(pl.col("user_id") == person.user_id)["out_utc"].max().timestamp())
+    out_utc: datetime = pop.nights.filter(pl.col("user_id") == person.user_id)["out_utc"].max()  # type: ignore[assignment]
+    last = int(out_utc.timestamp())
     export_t = np.array([last + 7200])
     export_date = _stamp(export_t, offsets_min(user, export_t))[0]
     birth = (datetime(2026, 1, 1) - timedelta(days=365.25 * (208 - person.hr_max) / 0.7)).date()

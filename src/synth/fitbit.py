@@ -201,9 +201,9 @@ def write_fitbit(pop: Population, person: Person, out_dir: Path, seed: int = 0) 
 
     nights = pop.nights.filter(pl.col("user_id") == uid).sort("sleep_date")
     if len(nights):
-        d = nights["sleep_date"].dt.strftime("%m/%d/%y")
+        days_txt = nights["sleep_date"].dt.strftime("%m/%d/%y")
         err = np.round(rng.uniform(3, 9, len(nights)), 6)
-        rhr = pl.DataFrame({"d": d, "v": nights["rhr_bpm"], "e": err}).with_columns(
+        rhr = pl.DataFrame({"d": days_txt, "v": nights["rhr_bpm"], "e": err}).with_columns(
             _fmt(
                 '{\n  "dateTime" : "{} 00:00:00",\n  "value" : {\n    "date" : "{}",\n'
                 '    "value" : {},\n    "error" : {}\n  }\n}',

@@ -424,7 +424,7 @@ def write_garmin(pop: Population, person: Person, out_dir: Path, seed: int = 0) 
         emit("SLEEP_DATA", key, _sleep_file(user, night, st, hv, temp))
         if len(hv):
             emit("HRV_STATUS", key, _hrv_file(user, night["wake"], hv, history))
-            history.append(float(hv["rmssd_ms"].mean()))
+            history.append(float(hv["rmssd_ms"].mean()))  # type: ignore[arg-type]
 
     minutes = pop.minutes.filter(pl.col("user_id") == uid).sort("start_utc")
     t = epoch_s(minutes["start_utc"])

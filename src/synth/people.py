@@ -12,10 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import polars as pl
+
+from tunewell.settings import Sex
 
 # 2026-03-10 + 35 days crosses the European spring DST change (Sunday 2026-03-29).
 DEFAULT_START = date(2026, 3, 10)
@@ -48,7 +51,7 @@ JOURNAL_P_YES = {"alcohol": 0.25, "screen_in_bed": 0.4, "caffeine": 0.5}
 @dataclass(frozen=True)
 class Person:
     user_id: str
-    sex: str  # "male" | "female"
+    sex: Sex
     tz_home: str  # IANA, e.g. "Europe/Berlin"
     ln_rmssd_base: float  # personal baseline ln(RMSSD ms)
     rhr_base: float  # resting HR bpm
@@ -82,7 +85,7 @@ def make_people(n_users: int, seed: int) -> list[Person]:
     people = []
     for i in range(n_users):
         rng = np.random.default_rng([seed, i, 0])
-        sex = "male" if i % 2 == 0 else "female"
+        sex: Sex = "male" if i % 2 == 0 else "female"
         age = rng.uniform(22, 55)
         people.append(
             Person(
@@ -145,7 +148,12 @@ def _hypnogram(
         deep = max(0.0, deep_by_cycle[k] + rng.normal(0, 5))
         rem = float(np.clip(rem_by_cycle[k] + rng.normal(0, 4), 3, clen * 0.5))
         light = max(10.0, clen - deep - rem)
-        parts = ((1, light * 0.65), (2, deep), (1, light * 0.35), (3, rem))
+        parts: tuple[tuple[int, float], ...] = (
+            (1, light * 0.65),
+            (2, deep),
+            (1, light * 0.35),
+            (3, rem),
+        )
         if rng.random() < 0.45:
             parts += ((0, float(np.clip(rng.exponential(3.0), 1.0, 14.0))),)
         for stage, minutes in parts:
@@ -173,7 +181,7 @@ def _ts(col: str) -> pl.Expr:
 
 def _person_block(
     p: Person, idx: int, seed: int, start: date, days: int, behaviours: bool = False
-) -> dict[str, dict]:
+) -> dict[str, Any]:
     rng = np.random.default_rng([seed, idx, 1])
     hist = _tz_history(p, start, days)
     win = travel_window(start, days) if p.travels else None
@@ -390,7 +398,7 @@ def _person_block(
             "activity": pl.String,
         },
     )
-    minutes = _minutes(p, rng, start, days, stages, nights, workouts)
+    minute_rows = _minutes(p, rng, start, days, stages, nights, workouts)
     journal = pl.DataFrame(
         {
             "user_id": [p.user_id] * (days * len(JOURNAL_ITEMS) if behaviours else 0),
@@ -406,7 +414,7 @@ def _person_block(
         "stages": stages,
         "hrv5": hrv5,
         "workouts": workouts,
-        "minutes": minutes,
+        "minutes": minute_rows,
         "hist": hist,
     }
 

@@ -302,9 +302,9 @@ def _minus(local: pl.Expr, offset: pl.Expr) -> pl.Expr:
 
 def _stage_runs(lv: dict[str, list]) -> pl.DataFrame:
     """Stage intervals with ``shortData`` wakes overlaid, via a 30 s epoch grid."""
-    schema = {
-        "log_id": pl.String,
-        "stage": pl.String,
+    schema: dict[str, pl.DataType] = {
+        "log_id": pl.String(),
+        "stage": pl.String(),
         "start_local": pl.Datetime("us"),
         "end_local": pl.Datetime("us"),
     }

@@ -277,12 +277,7 @@ def _activity(msgs: FitMessages, clock: Clock, emit: Emit) -> Iterator[tuple[str
     )
 
     anchor = workouts["start_utc"].min() if workouts.height else first_record
-    rr_s = [
-        v
-        for m in msgs.of("hrv")
-        for v in (m.get("time") if isinstance(m.get("time"), list) else [m.get("time")])
-        if v is not None and 0 < v < 65.535
-    ]
+    rr_s = [v for m in msgs.of("hrv") for v in _as_list(m.get("time")) if 0 < v < 65.535]
     if anchor is None or not rr_s:
         return
     rr = pl.DataFrame({"rr_ms": pl.Series(rr_s, dtype=pl.Float64) * 1000}).with_columns(
@@ -332,7 +327,7 @@ def _monitoring(msgs: FitMessages, clock: Clock, emit: Emit) -> Iterator[tuple[s
             if atype in cum:
                 before, before_day = cum[atype]
                 reset = total < before or (day is not None and day != before_day)
-                delta = total if reset else total - before
+                delta: int | None = total if reset else total - before
             else:
                 delta = total if from_midnight else None
             cum[atype] = (total, day)
@@ -384,6 +379,12 @@ def _vitals(msgs: FitMessages, clock: Clock) -> pl.DataFrame:
         dev = m.get("average_deviation")
         add(m.get("timestamp"), "temperature_deviation", dev, "degC", signed=True)
     return _frame(v)
+
+
+def _as_list(value: Any) -> list[float]:
+    """A FIT field that holds one value or an array of them, without its invalid (None) ones."""
+    values = value if isinstance(value, list) else [value]
+    return [v for v in values if v is not None]
 
 
 # --- sleep ----------------------------------------------------------------------------------

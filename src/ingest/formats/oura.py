@@ -513,7 +513,7 @@ def _anchor(df: pl.DataFrame, day_off: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-_TS = {"ts": pl.Datetime("us"), "ts_off": pl.Int32}
+_TS: dict[str, pl.DataType] = {"ts": pl.Datetime("us"), "ts_off": pl.Int32()}
 
 
 def _daily(
@@ -521,14 +521,14 @@ def _daily(
 ) -> Iterator[tuple[str, pl.DataFrame]]:
     if acc.daily["date"]:
         scores = pl.DataFrame(
-            acc.daily, schema={"date": pl.Date, "name": pl.String, "value": pl.Float64} | _TS
+            acc.daily, schema={"date": pl.Date(), "name": pl.String(), "value": pl.Float64()} | _TS
         ).unique(["date", "name"], keep="last", maintain_order=True)
         scores = _anchor(scores, day_off).with_columns(pl.lit("oura").alias("vendor"))
         yield "vendor_score", conform(scores, "vendor_score")
     if acc.temp["date"]:
-        temp = pl.DataFrame(acc.temp, schema={"date": pl.Date, "value": pl.Float64} | _TS).unique(
-            "date", keep="last", maintain_order=True
-        )
+        temp = pl.DataFrame(
+            acc.temp, schema={"date": pl.Date(), "value": pl.Float64()} | _TS
+        ).unique("date", keep="last", maintain_order=True)
         temp = (
             _anchor(temp, day_off)
             .drop("date")
