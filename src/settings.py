@@ -25,10 +25,17 @@ from collections.abc import Mapping
 from dataclasses import field, replace
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 from pydantic.dataclasses import dataclass
 
 DEFAULT_LAKE = Path("data/lake")
@@ -84,6 +91,10 @@ class FrozenDict(dict[str, Any]):
         return (FrozenDict, (dict(self),))
 
 
+# An IANA zone name, checked when settings are built.
+Zone = Annotated[str, AfterValidator(check_zone)]
+
+
 def _read_only(value: Mapping[str, Any]) -> Mapping[str, Any]:
     return value if isinstance(value, FrozenDict) else FrozenDict(value)
 
@@ -93,18 +104,13 @@ class ZonePeriod:
     """The user lived in ``tz`` from ``since`` (local date) until the next period starts."""
 
     since: date
-    tz: str
-
-    @field_validator("tz")
-    @classmethod
-    def _zone(cls, v: str) -> str:
-        return check_zone(v)
+    tz: Zone
 
 
 @dataclass(frozen=True, config=_STRICT)
 class UserSettings:
     user_id: str
-    tz: str | None = None  # None: not configured, so times without an offset are assumed UTC
+    tz: Zone | None = None  # None: not configured, so times without an offset are assumed UTC
     tz_history: tuple[ZonePeriod, ...] = ()
     sex: Sex | None = None
     hr_max: float | None = Field(default=None, gt=0, le=260)
@@ -112,11 +118,6 @@ class UserSettings:
     birth_year: int | None = Field(default=None, ge=1900, le=2100)
     # Reader options for this user's files, e.g. start_date (MMASH) or fitabase_id (Fitabase).
     options: Mapping[str, Any] = field(default_factory=dict)
-
-    @field_validator("tz")
-    @classmethod
-    def _zone(cls, v: str | None) -> str | None:
-        return None if v is None else check_zone(v)
 
     @field_validator("options", mode="after")
     @classmethod
@@ -151,16 +152,11 @@ class Settings:
     inbox: Path = DEFAULT_INBOX
     source_priority: tuple[str, ...] = DEFAULT_PRIORITY
     users: Mapping[str, UserSettings] = field(default_factory=dict)
-    schedule_tz: str = "UTC"
+    schedule_tz: Zone = "UTC"
     pseudonymise_key: str | None = None
     config_path: Path | None = None
     # No coaches configured: the coach layer shows one roster of everyone.
     coaches: Mapping[str, CoachSettings] = field(default_factory=dict)
-
-    @field_validator("schedule_tz")
-    @classmethod
-    def _zone(cls, v: str) -> str:
-        return check_zone(v)
 
     @field_validator("users", "coaches", mode="after")
     @classmethod
@@ -213,12 +209,7 @@ class _SourcesSection:
 
 @dataclass(frozen=True, config=_STRICT)
 class _ScheduleSection:
-    tz: str = "UTC"
-
-    @field_validator("tz")
-    @classmethod
-    def _zone(cls, v: str) -> str:
-        return check_zone(v)
+    tz: Zone = "UTC"
 
 
 @dataclass(frozen=True, config=_STRICT)
