@@ -54,6 +54,10 @@ DEFAULT_PRIORITY = (
     "actigraph_csv",
     "fitabase",
     "pmdata",
+    # Lab results: no other source measures the same thing, so they never compete.
+    "fhir",
+    "lab_csv",
+    "mmash",
 )
 
 Sex = Literal["male", "female"]  # for TRIMP constants

@@ -32,6 +32,7 @@ from tunewell.synth.apple_health import write_apple
 from tunewell.synth.fitbit import write_fitbit
 from tunewell.synth.gadgetbridge import write_gadgetbridge
 from tunewell.synth.garmin_fit import write_garmin
+from tunewell.synth.labs import write_lab_csv
 from tunewell.synth.oura import write_oura
 from tunewell.synth.people import simulate
 from tunewell.synth.whoop import write_whoop
@@ -43,15 +44,32 @@ def _pick(paths: list[Path], word: str) -> Path:
     return next(p for p in sorted(paths) if word in p.name.lower())
 
 
-# source -> how to make (or find) one sample file, and the reader options it needs
+FHIR_DATA = Path(__file__).resolve().parents[1] / "data" / "fhir"
+
+
+def _name(reader: Reader) -> str:
+    return reader.__name__.rsplit(".", 1)[-1]
+
+
+# reader module -> how to make (or find) one sample file, and the reader options it needs
 SAMPLES: dict[str, tuple[Callable[[Path], Path], dict]] = {
     "apple_health": (lambda d: write_apple(_pop(), _pop().people[0], d), {}),
-    "fitbit": (lambda d: _pick(write_fitbit(_pop(), _pop().people[0], d), "sleep"), {}),
+    "fitbit_json": (lambda d: _pick(write_fitbit(_pop(), _pop().people[0], d), "sleep"), {}),
+    "fitbit_vitals": (
+        lambda d: next(p for p in write_fitbit(_pop(), _pop().people[0], d) if p.suffix == ".csv"),
+        {},
+    ),
+    "fhir": (lambda d: FHIR_DATA / "bundle-portal.json", {}),
+    "lab_csv": (lambda d: write_lab_csv(d / "labs.csv", date(2026, 3, 2)), {}),
+    "mmash_saliva": (
+        lambda d: shared("mmash", "user_1", "saliva.csv"),
+        {"start_date": date(2020, 1, 6)},
+    ),
     "gadgetbridge": (lambda d: write_gadgetbridge(_pop(), "p001", d)[0], {}),
     "garmin_fit": (lambda d: _pick(write_garmin(_pop(), _pop().people[0], d), "sleep"), {}),
     "oura": (lambda d: _pick(write_oura(_pop(), "p001", d), "sleep"), {}),
     "whoop": (lambda d: _pick(write_whoop(_pop(), "p001", d), "sleep"), {}),
-    "rr_csv": (lambda d: shared("mmash", "user_1", "RR.csv"), {"start_date": date(2020, 1, 6)}),
+    "beat_csv": (lambda d: shared("mmash", "user_1", "RR.csv"), {"start_date": date(2020, 1, 6)}),
     "fitabase": (
         lambda d: shared("fitbit-fitabase", "Fitabase Data 4.12.16-5.12.16", "sleepDay_merged.csv"),
         {"fitabase_id": "6962181067"},
@@ -69,11 +87,11 @@ def _pop():
     return _POP[0]
 
 
-REAL_SAMPLES = {"rr_csv", "fitabase", "google_fit", "pmdata"}
+REAL_SAMPLES = {"beat_csv", "fitabase", "google_fit", "pmdata", "mmash_saliva"}
 READERS = registry.readers()
-IDS = [r.SOURCE for r in READERS]
+IDS = [_name(r) for r in READERS]
 PARAMS = [
-    pytest.param(r, id=r.SOURCE, marks=[pytest.mark.realdata] if r.SOURCE in REAL_SAMPLES else [])
+    pytest.param(r, id=_name(r), marks=[pytest.mark.realdata] if _name(r) in REAL_SAMPLES else [])
     for r in READERS
 ]
 
@@ -91,14 +109,15 @@ def samples(tmp_path_factory) -> dict[str, Path]:
 
 
 def _sample(samples: dict[str, Path], reader: Reader) -> Path:
-    assert reader.SOURCE in SAMPLES, f"add a sample for the {reader.SOURCE} reader to SAMPLES"
-    if reader.SOURCE not in samples:
-        SAMPLES[reader.SOURCE][0](Path())  # skips with the real-data reason
-    return samples[reader.SOURCE]
+    name = _name(reader)
+    assert name in SAMPLES, f"add a sample for the {name} reader to SAMPLES"
+    if name not in samples:
+        SAMPLES[name][0](Path())  # skips with the real-data reason
+    return samples[name]
 
 
 def _ctx(path: Path, reader: Reader) -> FileContext:
-    return FileContext(path, str(path), "0" * 64, USER, dict(SAMPLES[reader.SOURCE][1]))
+    return FileContext(path, str(path), "0" * 64, USER, dict(SAMPLES[_name(reader)][1]))
 
 
 def _head(path: Path) -> bytes:
@@ -129,15 +148,15 @@ def test_source_is_known_and_has_a_priority(reader: Reader):
 @pytest.mark.parametrize("reader", PARAMS)
 def test_sniffer_claims_its_own_sample_and_rejects_the_others(reader: Reader, samples, tmp_path):
     own = _sample(samples, reader)
-    assert reader.sniff(own, _head(own)), f"{reader.SOURCE} does not claim its own sample"
+    assert reader.sniff(own, _head(own)), f"{_name(reader)} does not claim its own sample"
     assert registry.detect(own) is reader, "a reader earlier in PRIORITY claims this sample"
     empty = tmp_path / "empty"
     empty.write_bytes(b"")
     noise = tmp_path / "noise.bin"
     noise.write_bytes(os.urandom(4096))
-    others = [p for s, p in samples.items() if s != reader.SOURCE]
+    others = [p for s, p in samples.items() if s != _name(reader)]
     for other in [*others, empty, noise]:
-        assert not reader.sniff(other, _head(other)), f"{reader.SOURCE} claims {other.name}"
+        assert not reader.sniff(other, _head(other)), f"{_name(reader)} claims {other.name}"
 
 
 @pytest.mark.parametrize("reader", PARAMS)

@@ -44,7 +44,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import polars as pl
 
@@ -106,7 +106,7 @@ def _document_name(display: str) -> str:
 # ------------------------------------------------------------------------------ shape checks
 
 
-def _fail(where: str, problem: str) -> None:
+def _fail(where: str, problem: str) -> NoReturn:
     raise FhirShapeError(f"{where}: {problem}")
 
 

@@ -542,9 +542,9 @@ def _daily(
         # row (local midnight + 24 h), which features use for the night of that date. The API
         # puts it in its own file, without the sleeps' offsets and without a time stamp, so the
         # midnight is the user's zone's rather than UTC's (which is the previous day in the US).
-        spo2 = pl.DataFrame(acc.spo2, schema={"date": pl.Date, "value": pl.Float64} | _TS).unique(
-            "date", keep="last", maintain_order=True
-        )
+        spo2 = pl.DataFrame(
+            acc.spo2, schema={"date": pl.Date(), "value": pl.Float64()} | _TS
+        ).unique("date", keep="last", maintain_order=True)
         zone_midnight = local_to_utc(pl.col("date").cast(pl.Datetime("us")), ctx.user)
         spo2 = (
             _anchor(spo2, day_off)
