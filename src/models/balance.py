@@ -258,7 +258,7 @@ def balance_frame(nightly: pl.DataFrame, model: BalanceIndex | None = None) -> p
                     "share": round(float(contrib[i, j] / total[i]), 4) if total[i] > 0 else 0.0,
                 }
             )
-        markers_used.append(",".join(x["marker"] for x in items) or None)
+        markers_used.append(",".join(str(x["marker"]) for x in items) or None)
         contributors.append(json.dumps(items) if items else None)
     calibrating = pl.lit(False)
     for m in REQUIRED_BASELINES:
