@@ -132,7 +132,8 @@ def series_chart(
             )
     else:
         pts = [(xs(i + 0.5), ys(v)) for i, v in enumerate(values) if v is not None]
-        segs, cur = [], []
+        segs: list[list[tuple[float, float]]] = []
+        cur: list[tuple[float, float]] = []
         for i, v in enumerate(values):
             if v is None:
                 if cur:

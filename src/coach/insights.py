@@ -109,7 +109,7 @@ def tags(d: PersonData) -> pl.DataFrame:
         )
     on = d.nights.filter(pl.col("onset_h").is_not_null())
     if on.height:
-        med = on["onset_h"].median()
+        med = on.select(pl.col("onset_h").median()).item()
         frames.append(
             on.select(
                 (pl.col("sleep_date") - pl.duration(days=1)).alias("date"),

@@ -11,10 +11,12 @@ import json
 import math
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import cast
 
 import polars as pl
 
 from tunewell.coach import charts
+from tunewell.coach.charts import Chart
 from tunewell.coach.insights import Insight, insights
 from tunewell.coach.suggest import (
     BALANCED_BAND,
@@ -105,8 +107,8 @@ class PersonWeek:
     trends: list[ChartBlock]
     coverage: list[CoverageRow]
     nights_with_data: int
-    spark_rmssd: charts.Chart
-    spark_sleep: charts.Chart
+    spark_rmssd: Chart
+    spark_sleep: Chart
     rmssd_week: str
     sleep_week: str
     disclaimer: str = DISCLAIMER
@@ -511,7 +513,7 @@ def _trends(d: PersonData, wk: IsoWeek) -> list[ChartBlock]:
         ("trend_balance", "Balance index, weekly mean", 4, "", "{:+.0f}"),  # shown via signed()
     )
     for key, heading, i, unit, f in spec:
-        vs = [r[i] for r in rows]
+        vs = [cast("float | None", r[i]) for r in rows]
         have = [(lab, v) for lab, v in zip(labels, vs, strict=True) if v is not None]
         if len(have) < 2:
             out.append(ChartBlock(key, heading, None, "Fewer than 2 weeks with data."))

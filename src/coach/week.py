@@ -22,6 +22,9 @@ TREND_WEEKS = 8  # trend charts show up to 8 ISO weeks ending with the week
 HISTORY_DAYS = 7 * TREND_WEEKS + 90  # trends plus the insight window before them
 
 
+COVERAGE_SCHEMA = {"source": pl.String, "kind": pl.String, "sleep_date": pl.Date}
+
+
 @dataclass(frozen=True)
 class IsoWeek:
     year: int
@@ -99,7 +102,6 @@ class PersonData:
         )
 
 
-COVERAGE_SCHEMA = {"source": pl.String, "kind": pl.String, "sleep_date": pl.Date}
 # What a source contributed to a night, read from silver so a device that lost the merge to a
 # higher-priority one still shows up.
 COVERAGE_KINDS = {"sleep_episode": "sleep", "hrv": "HRV values", "rr_interval": "beat intervals"}

@@ -100,7 +100,7 @@ def write_pages(
     folder = store.secure_mkdir(lake / "reports" / "weekly" / str(week))
     res = WeeklyPages(str(week), folder, folder / "index.html", summaries=len(people))
     for p in people:
-        lab = lab_slot(lake, p.user_id, week) if lab_slot else None
+        lab = lab_slot(lake, p.user_id, week)
         html, md = report.render_person(p, lab=lab)
         _write(folder / f"{p.user_id}.html", html)
         _write(folder / f"{p.user_id}.md", md)
