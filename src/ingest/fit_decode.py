@@ -38,7 +38,7 @@ from typing import Any
 from garmin_fit_sdk import Decoder, Profile, Stream
 from garmin_fit_sdk.crc_calculator import CrcCalculator
 
-from tunewell.ingest.base import ReadError
+from tunewell.ingest import safety
 
 FIT_EPOCH = datetime(1989, 12, 31, tzinfo=UTC)
 # date_time values below this are seconds since the device was switched on (FIT "system time").
@@ -68,8 +68,10 @@ def from_fit_seconds(value: int) -> datetime:
     return FIT_EPOCH + timedelta(seconds=value)
 
 
-def decode(path: Path) -> FitMessages:
+def decode(path: Path, display: str | None = None) -> FitMessages:
     data = Path(path).read_bytes()
+    # Structure first (size, header chain, lying sizes): the SDK would walk an endless chain.
+    safety.check_fit(data, display or Path(path).name)
     ordered: list[tuple[str, dict[str, Any]]] = []
     names = {num: m["name"] for num, m in Profile["messages"].items()}
 
@@ -82,10 +84,12 @@ def decode(path: Path) -> FitMessages:
     message = str(errors[0])
     if _COMPRESSED_TS in message:
         return _decode_fitparse(path)
-    raise ReadError(
-        f"{diagnose(data) or 'undecodable FIT record'} ({_sdk_text(message)}); "
+    found = diagnose(data)
+    raise safety.SafetyError(
+        safety.fit_code(found),
+        f"{found or 'undecodable FIT record'} ({_sdk_text(message)}); "
         f"{len(ordered)} messages were readable before the error: the file is quarantined whole, "
-        "no partial rows are kept"
+        "no partial rows are kept",
     )
 
 
@@ -132,9 +136,11 @@ def _decode_fitparse(path: Path) -> FitMessages:
             for msg in fitparse.FitFile(str(path), check_crc=True).get_messages():
                 out.ordered.append((msg.name, _fitparse_values(msg.get_values())))
     except fitparse.FitParseError as exc:
-        raise ReadError(
-            f"{diagnose(Path(path).read_bytes()) or 'undecodable FIT record'} "
-            f"(fitparse: {exc}); the file is quarantined whole, no partial rows are kept"
+        found = diagnose(Path(path).read_bytes())
+        raise safety.SafetyError(
+            safety.fit_code(found),
+            f"{found or 'undecodable FIT record'} "
+            f"(fitparse: {exc}); the file is quarantined whole, no partial rows are kept",
         ) from exc
     return out
 

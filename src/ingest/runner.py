@@ -16,6 +16,7 @@ The file lifecycle (DESIGN.md) in three steps:
 
 from __future__ import annotations
 
+import hashlib
 import io
 import shutil
 import tempfile
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import polars as pl
 
-from tunewell.ingest import validate
+from tunewell.ingest import safety, validate
 from tunewell.ingest.base import FileContext, ReadError
 from tunewell.ingest.registry import SnifferError, detect, guess_format, read_head
 from tunewell.lake import manifest
@@ -67,6 +68,7 @@ class FileResult:
     error: str = ""
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    code: str = ""  # why it was quarantined or skipped (``safety.Code``)
 
 
 @dataclass
@@ -148,18 +150,19 @@ def _staging(lake: Path, sha: str) -> Path:
 
 def _quarantine(
     lake: Path,
-    path: Path,
+    path: Path | None,
     res: FileResult,
     err: str,
     stage: QuarantineStage = QuarantineStage.READ,
     details: dict | None = None,
+    code: safety.Code = safety.Code.READ_ERROR,
 ) -> None:
-    res.status, res.error = FileStatus.QUARANTINED, err
+    res.status, res.error, res.code = FileStatus.QUARANTINED, err, str(code)
     manifest.quarantine(
         lake,
         path,
         manifest.QuarantineReason(
-            res.file, res.sha256, res.user_id, res.format, err, stage, details or {}
+            res.file, res.sha256, res.user_id, res.format, err, stage, details or {}, code=code
         ),
     )
     manifest.record(
@@ -178,6 +181,7 @@ def stage_file(
     display: str | None = None,
     options: dict | None = None,
     retry_quarantined: bool = False,
+    depth: int = 0,
 ) -> list[StagedFile]:
     """Read one file (or every member of an archive no reader claims) into staging."""
     lake = Path(settings.lake)
@@ -185,6 +189,12 @@ def stage_file(
     t0 = time.perf_counter()
     sha = manifest.sha256_file(path)
     res = FileResult(display, sha, user.user_id, "unknown", FileStatus.STAGED)
+    try:
+        safety.check_user_id(user.user_id)
+    except safety.UnsafeUserIdError as exc:  # nothing may be written under such a name
+        res.status, res.error = FileStatus.SKIPPED, f"{display}: {exc}"
+        res.code = safety.Code.UNSAFE_USER_ID
+        return [StagedFile(res, Path(path))]
     seen = manifest.lookup(lake, sha, user.user_id)
     if seen and (
         seen.status not in (FileStatus.QUARANTINED, FileStatus.PARTIAL) or not retry_quarantined
@@ -192,19 +202,47 @@ def stage_file(
         res.format, res.status = seen.format, FileStatus.ALREADY_SEEN
         return [StagedFile(res, Path(path))]
     head = read_head(path)
+    limits = safety.limits_for(settings)
+    plan = None
+    if head.startswith(b"PK") and zipfile.is_zipfile(path):
+        try:  # refuse bombs from the central directory before any reader inflates a byte
+            if depth > limits.max_depth:
+                raise safety.SafetyError(
+                    safety.Code.ZIP_NESTED_TOO_DEEP,
+                    f"{display}: archive nested {depth} deep (limit {limits.max_depth})",
+                )
+            plan = safety.inspect_zip(path, display, limits)
+        except safety.SafetyError as exc:
+            res.format = "zip"
+            _quarantine(lake, Path(path), res, str(exc), details=exc.details, code=exc.code)
+            return [StagedFile(res, Path(path))]
     try:
         reader = detect(path, head)
     except SnifferError as exc:
         res.format = guess_format(path, head)
         _quarantine(lake, Path(path), res, f"{display}: {exc}")
         return [StagedFile(res, Path(path))]
-    if reader is None and zipfile.is_zipfile(path):
-        return _stage_zip(path, user, settings, display, sha, options or {}, retry_quarantined)
+    if reader is None and plan is not None:
+        return _stage_zip(
+            path, user, settings, display, sha, options or {}, retry_quarantined, plan, depth
+        )
     if reader is None and head.startswith(b"PK\x03\x04"):
         res.format = "zip"
-        _quarantine(lake, Path(path), res, f"{display}: broken zip archive (cannot be opened)")
+        _quarantine(
+            lake,
+            Path(path),
+            res,
+            f"{display}: broken zip archive (cannot be opened)",
+            code=safety.Code.ZIP_BROKEN,
+        )
         return [StagedFile(res, Path(path))]
     if reader is None:
+        try:  # a .fit that is no FIT, a .json that does not parse: refused, not skipped
+            safety.check_unclaimed(path, head, display, limits)
+        except safety.SafetyError as exc:
+            res.format = guess_format(path, head)
+            _quarantine(lake, Path(path), res, str(exc), details=exc.details, code=exc.code)
+            return [StagedFile(res, Path(path))]
         res.format, res.status = guess_format(path, head), FileStatus.SKIPPED
         res.error = "no reader recognises this file's content"
         manifest.record(
@@ -236,7 +274,14 @@ def stage_file(
         shutil.rmtree(stage, ignore_errors=True)
         staged.tables.clear()
         msg = str(exc) if isinstance(exc, ReadError) else f"{type(exc).__name__}: {exc}"
-        _quarantine(lake, Path(path), res, msg if msg.startswith(display) else f"{display}: {msg}")
+        _quarantine(
+            lake,
+            Path(path),
+            res,
+            msg if msg.startswith(display) else f"{display}: {msg}",
+            details=getattr(exc, "details", None),
+            code=safety.classify(exc, reader.SOURCE, Path(path)),
+        )
     res.seconds = time.perf_counter() - t0
     return [staged]
 
@@ -259,26 +304,40 @@ def _stage_zip(
     sha: str,
     options: dict,
     retry_quarantined: bool,
+    plan: safety.ZipPlan,
+    depth: int = 0,
 ) -> list[StagedFile]:
     """An archive no reader claims whole: stage its members one by one (they keep their bytes
-    in staging, so the temporary extraction can go)."""
+    in staging, so the temporary extraction can go). Members the plan refused (zip slip,
+    symlinks, encrypted, duplicates) are quarantined one by one; the others are read."""
     lake = Path(settings.lake)
+    limits = safety.limits_for(settings)
     out: list[StagedFile] = []
     res = FileResult(display, sha, user.user_id, "zip", FileStatus.STAGED)
+    for ref in plan.refused:
+        mres = FileResult(
+            f"{display}!{ref.member}",
+            hashlib.sha256(f"{sha}!{ref.member}".encode()).hexdigest(),
+            user.user_id,
+            "zip_member",
+            FileStatus.STAGED,
+        )
+        # No copy: the member's bytes were never extracted, the archive is kept whole if needed.
+        _quarantine(lake, None, mres, f"{display}: {ref.reason}; not extracted", code=ref.code)
+        out.append(StagedFile(mres, Path(path)))
     with tempfile.TemporaryDirectory(prefix="tunewell-zip-") as tmp:
         root = Path(tmp).resolve()
         try:
             with zipfile.ZipFile(path) as zf:
-                for m in zf.infolist():
+                for m in plan.members:
                     name = Path(m.filename)
                     if m.is_dir() or any(x.startswith(".") or x == "__MACOSX" for x in name.parts):
                         continue
                     target = (root / name).resolve()
                     if not target.is_relative_to(root):
-                        continue  # never write outside the temp folder (zip-slip)
+                        continue  # never write outside the temp folder (zip-slip, again)
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    with zf.open(m) as src, target.open("wb") as dst:
-                        shutil.copyfileobj(src, dst)
+                    safety.copy_member(zf, m, target, display, limits)
                     for s in stage_file(
                         target,
                         user,
@@ -286,6 +345,7 @@ def _stage_zip(
                         display=f"{display}!{m.filename}",
                         options=options,
                         retry_quarantined=retry_quarantined,
+                        depth=depth + 1,
                     ):
                         if s.result.status == FileStatus.STAGED:
                             # keep the member's bytes until commit, for a quarantine copy
@@ -294,8 +354,17 @@ def _stage_zip(
                             s.path = keep
                         out.append(s)
                     target.unlink(missing_ok=True)
-        except zipfile.BadZipFile as exc:
-            _quarantine(lake, Path(path), res, f"{display}: broken zip archive: {exc}")
+        except safety.SafetyError as exc:  # a member inflated past what its header promised
+            _quarantine(lake, Path(path), res, str(exc), details=exc.details, code=exc.code)
+            return [*out, StagedFile(res, Path(path))]
+        except (zipfile.BadZipFile, EOFError) as exc:
+            _quarantine(
+                lake,
+                Path(path),
+                res,
+                f"{display}: broken zip archive: {exc}",
+                code=safety.Code.ZIP_BROKEN,
+            )
             return [StagedFile(res, Path(path))]
     res.status = FileStatus.CONTAINER
     out.append(StagedFile(res, Path(path)))
@@ -350,6 +419,7 @@ def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
                 f"{s.result.file}: {bad} of {total} rows failed validation",
                 stage=QuarantineStage.VALIDATE,
                 details={"failed": s.result.dropped_invalid},
+                code=safety.Code.ROWS_FAILED_VALIDATION,
             )
     with _WRITE_MUTEX, lake_lock(lake):
         for tbl, df in kept.items():
@@ -419,6 +489,7 @@ def ingest_paths(
     on_file: Callable[[Candidate], None] | None = None,
 ) -> RunReport:
     """Ingest files and folders for one user (the CLI's ``tunewell ingest``)."""
+    safety.check_user_id(settings.user(user_id).user_id)
     return ingest_candidates(
         discover(paths, user_id),
         settings,

@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
 
-from tunewell.lake.store import FILE_MODE, atomic_write_bytes, secure_mkdir
+from tunewell.lake.store import FILE_MODE, atomic_write_bytes, check_user_id, secure_mkdir
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -63,7 +63,7 @@ class ManifestEntry:
 
 def _entry_path(lake: Path, sha: str, user_id: str) -> Path:
     # Keyed by file *and* user: one research file (Fitabase) can hold several participants.
-    return Path(lake) / "manifest" / sha[:2] / f"{sha}.{user_id}.json"
+    return Path(lake) / "manifest" / sha[:2] / f"{sha}.{check_user_id(user_id)}.json"
 
 
 def lookup(lake: Path, sha: str, user_id: str) -> ManifestEntry | None:
@@ -94,18 +94,20 @@ class QuarantineReason:
     error: str
     stage: QuarantineStage = QuarantineStage.READ
     details: dict = field(default_factory=dict)
+    # Machine-readable reason (``tunewell.ingest.safety.Code`` values, e.g. ``zip_bomb``).
+    code: str = "read_error"
     at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def __post_init__(self) -> None:
         self.stage = QuarantineStage(self.stage)
 
 
-def quarantine(lake: Path, src: Path, reason: QuarantineReason) -> Path:
+def quarantine(lake: Path, src: Path | None, reason: QuarantineReason) -> Path:
     """Copy the rejected file into ``<lake>/quarantine/`` with its reason as JSON beside it."""
     qdir = secure_mkdir(Path(lake) / "quarantine")
     name = f"{reason.sha256[:12]}-{Path(reason.file).name.replace('!', '_')}"
     dest = qdir / name
-    if Path(src).exists() and not dest.exists():
+    if src is not None and Path(src).exists() and not dest.exists():
         tmp = dest.with_name(f".{dest.name}.tmp")
         shutil.copyfile(src, tmp)
         tmp.chmod(FILE_MODE)
@@ -129,7 +131,17 @@ def release(lake: Path, sha: str) -> int:
 
 def quarantined(lake: Path) -> list[QuarantineReason]:
     qdir = Path(lake) / "quarantine"
-    return [QuarantineReason(**json.loads(p.read_text())) for p in sorted(qdir.glob("*.json"))]
+    out = []
+    for p in sorted(qdir.glob("*.json")):
+        # A quarantined .json input's copy also ends in .json: only reason documents count.
+        try:
+            doc = json.loads(p.read_bytes())
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(doc, dict) and {"file", "sha256", "error"} <= doc.keys():
+            known = QuarantineReason.__dataclass_fields__
+            out.append(QuarantineReason(**{k: v for k, v in doc.items() if k in known}))
+    return out
 
 
 # Gold refresh still owed: the commit records the dates it changed before it marks files as
@@ -138,7 +150,7 @@ def quarantined(lake: Path) -> list[QuarantineReason]:
 
 
 def _pending_path(lake: Path, user_id: str) -> Path:
-    return Path(lake) / "manifest" / "gold_pending" / f"{user_id}.json"
+    return Path(lake) / "manifest" / "gold_pending" / f"{check_user_id(user_id)}.json"
 
 
 def add_pending(lake: Path, changed: dict[str, list[date]]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -31,6 +32,25 @@ PART_FILE = "part-0.parquet"
 
 class LakeLockedError(RuntimeError):
     pass
+
+
+class UnsafeUserIdError(ValueError):
+    """A user id that cannot safely become a folder name in the lake."""
+
+
+# Letters, digits and ``. _ @ + -``, not starting with a dot, at most 64: every id becomes a path
+# component (``user_id=<id>``, manifest names), so ``../``, ``/``, NUL, spaces or shell characters
+# are refused instead of encoded (an encoded id would differ from what the person typed).
+_USER_ID = re.compile(r"[A-Za-z0-9_@+\-][A-Za-z0-9._@+\-]{0,63}")
+
+
+def check_user_id(user_id: str) -> str:
+    if not isinstance(user_id, str) or not _USER_ID.fullmatch(user_id) or ".." in user_id:
+        raise UnsafeUserIdError(
+            f"user id {user_id!r} is not allowed: use 1-64 letters, digits or . _ @ + - "
+            "(no '/', '..', NUL, spaces or shell characters, not starting with a dot)"
+        )
+    return user_id
 
 
 def secure_mkdir(path: Path) -> Path:
@@ -127,7 +147,7 @@ def upsert(lake: Path, name: str, df: pl.DataFrame) -> UpsertStats:
     df = df.with_columns(_year_expr(name).alias("__year"))
     base = table_dir(lake, name)
     for (user, year), part in df.group_by(["user_id", "__year"], maintain_order=True):
-        path = base / f"user_id={user}" / f"year={year}" / PART_FILE
+        path = base / f"user_id={check_user_id(str(user))}" / f"year={year}" / PART_FILE
         new = part.drop("__year")
         if path.exists():
             old = read_partition(path, name, str(user))
@@ -163,6 +183,7 @@ def replace_partitions(
     base = table_dir(lake, name)
     df = df.select(table(name).names).with_columns(_year_expr(name).alias("__year"))
     for user in users:
+        check_user_id(user)
         for year in years:
             part = df.filter((pl.col("user_id") == user) & (pl.col("__year") == year))
             path = base / f"user_id={user}" / f"year={year}" / PART_FILE

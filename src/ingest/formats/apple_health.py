@@ -54,6 +54,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import polars as pl
 from lxml import etree
 
+from tunewell.ingest import safety
 from tunewell.ingest.base import FileContext, ReadError
 from tunewell.ingest.formats.fhir import clinical_records
 from tunewell.lake.sleep_rules import ASLEEP, assign_nights, minutes_between, summarise_stages
@@ -157,14 +158,25 @@ class CleanStream:
         self._pos = 0
         self._prologue_done = False
 
-    def _prologue(self) -> bytes:
+    def check_prologue(self, display: str) -> None:
+        """Refuse entity bombs and external DTDs/entities (safety codes) before parsing: the
+        DOCTYPE is dropped below, so a parser would otherwise never say what was wrong."""
+        self._prologue_done = True
+        raw = self._read_prologue()
+        safety.check_xml_prologue(raw, display)
+        self._buf, self._pos = _DOCTYPE.sub(b"", raw, count=1), 0
+
+    def _read_prologue(self) -> bytes:
         buf = b""
         while b"<HealthData" not in buf and len(buf) < _PROLOGUE_LIMIT:
             data = self._raw.read(self._chunk)
             if not data:
                 break
             buf += data.translate(None, _CONTROL)
-        return _DOCTYPE.sub(b"", buf, count=1)
+        return buf
+
+    def _prologue(self) -> bytes:
+        return _DOCTYPE.sub(b"", self._read_prologue(), count=1)
 
     def _refill(self) -> None:
         if not self._prologue_done:
@@ -204,7 +216,7 @@ def _open_export(path: Path, display: str, notes: list[str]) -> Iterator[IO[byte
                 )
                 notes.append(note)
                 log.info("%s: %s", display, note)
-            with zf.open(member) as fh:
+            with safety.open_member(zf, member, display) as fh:  # capped: headers can lie
                 yield fh
     else:
         with Path(path).open("rb") as fh:
@@ -640,8 +652,10 @@ def read(ctx: FileContext) -> Iterator[tuple[str, pl.DataFrame]]:
     workouts = _Buffer(*_WORKOUT_COLS)
     try:
         with _open_export(ctx.path, ctx.display, ctx.notes) as raw:
+            stream = CleanStream(raw)
+            stream.check_prologue(ctx.display)
             events = etree.iterparse(
-                CleanStream(raw),
+                stream,
                 events=("end",),
                 tag=("Record", "Workout"),
                 huge_tree=True,

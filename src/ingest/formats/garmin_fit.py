@@ -88,7 +88,7 @@ def sniff(path: Path, head: bytes) -> bool:
 
 
 def read(ctx: FileContext) -> Iterator[tuple[str, pl.DataFrame]]:
-    msgs = decode(ctx.path)
+    msgs = decode(ctx.path, ctx.display)
     device = device_name(msgs)
     clock = Clock.of(msgs, ctx.user)
 
