@@ -9,7 +9,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 
-.PHONY: install demo test test-fast lint format bench clean
+.PHONY: install demo test test-fast lint format bench soak fuzz clean
 
 install: $(STAMP)
 
@@ -43,6 +43,17 @@ PEOPLE ?= 100
 bench: install
 	$(BIN)/python bench/features_bench.py --people $(PEOPLE) --days 365 --rr-minutes 30
 	$(BIN)/python bench/realdata_pass.py
+
+# Reliability: SIGKILL the nightly path at POINTS crash points (forced + random) and compare the
+# lake with a clean run after each re-run (~1 min a point on a busy 2-core machine).
+POINTS ?= 24
+soak: install
+	$(BIN)/python tests/soak/crash_soak.py --points $(POINTS)
+
+# Fuzz the FIT and Apple XML readers for FUZZ_SECONDS each from the seed corpus in tests/fuzz/.
+FUZZ_SECONDS ?= 60
+fuzz: install
+	$(BIN)/python tests/fuzz/fuzz_readers.py --seconds $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(VENV) data/lake data/inbox data/demo .pytest_cache .ruff_cache

@@ -25,6 +25,7 @@ from tunewell.features.build import (
     recompute_window,
 )
 from tunewell.lake import manifest, store
+from tunewell.lake.crash import crashpoint
 from tunewell.lake.merge import resolve_silver
 from tunewell.settings import Settings
 
@@ -93,6 +94,7 @@ def refresh_gold(
         if not changed:
             return stats
     users = sorted(changed) if changed else store.users_in(lake)
+    crashpoint("before_gold")  # silver and manifest written, gold still owed
     for user in users:
         dates = [] if full or not changed else changed.get(user, [])
         start: date | None
@@ -109,6 +111,7 @@ def refresh_gold(
         extra = derive(user, nightly) if derive is not None else {}
         with store.lake_lock(lake):
             for name, df in (("nightly_features", nightly), ("daily_load", load), *extra.items()):
+                crashpoint("feature_write")
                 store.upsert(lake, name, df)
                 stats.rows[name] = stats.rows.get(name, 0) + df.height
             manifest.clear_pending(lake, user, dates or None)

@@ -35,6 +35,7 @@ from tunewell.ingest import safety, validate
 from tunewell.ingest.base import FileContext, ReadError
 from tunewell.ingest.registry import SnifferError, detect, guess_format, read_head
 from tunewell.lake import manifest
+from tunewell.lake.crash import crashpoint
 from tunewell.lake.manifest import FileStatus, QuarantineStage
 from tunewell.lake.schemas import CONTEXT_ONLY
 from tunewell.lake.store import (
@@ -261,6 +262,7 @@ def stage_file(
         pending: dict[str, list[pl.DataFrame]] = {}
         n = 0
         for tbl, df in reader.read(ctx):
+            crashpoint("decode")
             if df.is_empty():
                 continue
             pending.setdefault(tbl, []).append(df)
@@ -432,6 +434,7 @@ def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
                 for s in live:
                     if s.result.sha256 == sha:
                         s.result.rows[tbl] = n
+        crashpoint("silver_written")  # rows in, files not yet marked ingested
         manifest.add_pending(lake, report.changed_dates)
         for s in staged:
             r = s.result

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
 
+from tunewell.lake.crash import crashpoint
 from tunewell.lake.store import FILE_MODE, atomic_write_bytes, check_user_id, secure_mkdir
 
 
@@ -74,6 +76,7 @@ def lookup(lake: Path, sha: str, user_id: str) -> ManifestEntry | None:
 
 
 def record(lake: Path, entry: ManifestEntry) -> None:
+    crashpoint("manifest_update")
     atomic_write_bytes(
         _entry_path(lake, entry.sha256, entry.user_id),
         json.dumps(asdict(entry), indent=1, sort_keys=True).encode(),
@@ -108,7 +111,7 @@ def quarantine(lake: Path, src: Path | None, reason: QuarantineReason) -> Path:
     name = f"{reason.sha256[:12]}-{Path(reason.file).name.replace('!', '_')}"
     dest = qdir / name
     if src is not None and Path(src).exists() and not dest.exists():
-        tmp = dest.with_name(f".{dest.name}.tmp")
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
         shutil.copyfile(src, tmp)
         tmp.chmod(FILE_MODE)
         tmp.replace(dest)

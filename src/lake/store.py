@@ -22,6 +22,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tunewell.lake.crash import crashpoint
 from tunewell.lake.frames import empty, to_arrow
 from tunewell.lake.schemas import TABLES, dictionary_markdown, table
 
@@ -75,10 +76,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        crashpoint("before_rename")
         _replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+    crashpoint("after_rename")
     _fsync_dir(path.parent)
 
 
@@ -166,6 +169,7 @@ def upsert(lake: Path, name: str, df: pl.DataFrame) -> UpsertStats:
         merged = merged.sort(
             [c for c in ("start_utc", t.time_column, "record_id") if c in merged.columns]
         )
+        crashpoint(f"{t.layer}_partition")
         _write_parquet_atomic(path, to_arrow(merged, name).drop(["user_id"]))
         stats.partitions += 1
     return stats
@@ -187,6 +191,7 @@ def replace_partitions(
         for year in years:
             part = df.filter((pl.col("user_id") == user) & (pl.col("__year") == year))
             path = base / f"user_id={user}" / f"year={year}" / PART_FILE
+            crashpoint("gold_partition")
             if part.is_empty():
                 if path.exists():
                     path.unlink()
@@ -276,6 +281,7 @@ def lake_lock(lake: Path, *, wait_s: float | None = None) -> Iterator[Path]:
                 time.sleep(0.2)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{socket.gethostname()} {os.getpid()} {time.time():.0f}\n".encode(), 0)
+        sweep_temp_files(lake)
         try:
             yield lake
         finally:
@@ -283,6 +289,34 @@ def lake_lock(lake: Path, *, wait_s: float | None = None) -> Iterator[Path]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+_TMP = re.compile(r"^\..+\.(\d+)\.tmp$")
+
+
+def sweep_temp_files(lake: Path) -> int:
+    """Delete temporary files that a killed writer left behind (``.<name>.<pid>.tmp`` whose pid
+    is gone). Readers never see them (hidden, not ``part-0.parquet``); this keeps them from piling
+    up. A live process's temporary file is left alone: it may be about to be renamed."""
+    gone = 0
+    for p in Path(lake).rglob(".*.tmp"):
+        m = _TMP.match(p.name)
+        if m is None or _alive(int(m.group(1))):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+            gone += 1
+    return gone
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _lock_holder(path: Path) -> str | None:
