@@ -104,14 +104,21 @@ def _print_run(rep: QualityReport) -> None:
 
 @contextlib.contextmanager
 def _second_writer_exits():
-    """A second writer gets the lock's message and exit code 3, not a traceback."""
-    from tunewell.lake.store import LakeLockedError
+    """A second writer gets the lock's message and exit code 3, a full or read-only disk its
+    path and exit code 4, an unusable user id exit code 2: a sentence, not a traceback."""
+    from tunewell.lake.store import LakeLockedError, LakeWriteError, UnsafeUserIdError
 
     try:
         yield
     except LakeLockedError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(3) from None
+    except LakeWriteError as exc:
+        console.print(f"[red]{exc.strerror}[/]")
+        raise typer.Exit(4) from None
+    except UnsafeUserIdError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -155,7 +162,9 @@ def ingest(
     options: dict = {"start_date": date.fromisoformat(start_date)} if start_date else {}
     if fitabase_id:
         options["fitabase_id"] = fitabase_id
-    cands = list(runner.discover(paths, user))
+    with _second_writer_exits():
+        cands = list(runner.discover(paths, user))
+        runner.safety.check_user_id(settings.user(user).user_id)
     with _progress() as prog, _second_writer_exits():
         task = prog.add_task("reading", total=len(cands))
         report = runner.ingest_candidates(
@@ -166,7 +175,7 @@ def ingest(
             on_file=lambda c: prog.advance(task),
         )
     if features:
-        with console.status("updating features"):
+        with console.status("updating features"), _second_writer_exits():
             refresh_gold(settings)  # this run's changes and any a crashed run left owed
     rep = quality.build_report(report, settings)
     path = quality.write_report(rep, settings.lake)
@@ -188,12 +197,13 @@ def nightly(
     _quiet_prefect()
     from tunewell.pipelines.nightly import nightly as flow
 
-    rep = flow(
-        config=str(config) if config else None,
-        lake=str(lake) if lake else None,
-        inbox=str(inbox) if inbox else None,
-        full=full,
-    )
+    with _second_writer_exits():
+        rep = flow(
+            config=str(config) if config else None,
+            lake=str(lake) if lake else None,
+            inbox=str(inbox) if inbox else None,
+            full=full,
+        )
     _print_run(rep)
     console.print(f"report: {rep.report_path}")
 

@@ -15,7 +15,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tunewell.features.refresh import RefreshStats
 from tunewell.ingest import runner
-from tunewell.lake.store import init_lake
+from tunewell.lake.store import init_lake, run_lock
 from tunewell.models.score import refresh as refresh_features_and_scores
 from tunewell.pipelines import quality
 from tunewell.settings import Settings, load_settings
@@ -66,12 +66,13 @@ def nightly(
     if inbox:
         settings = replace(settings, inbox=Path(inbox))
     init_lake(settings.lake)
-    files = discover_files(settings)
-    staged = stage.map(files, settings=unmapped(settings), options=unmapped(options or {}))
-    # Prefect resolves the futures to their lists before the task runs; its stubs don't say so.
-    report = write_silver(staged, settings)  # type: ignore[arg-type]
-    gold = update_gold(report, settings, full)
-    rep, path = quality_report(report, settings)
+    with run_lock(settings.lake):  # one run per lake: a second waits or exits naming this one
+        files = discover_files(settings)
+        staged = stage.map(files, settings=unmapped(settings), options=unmapped(options or {}))
+        # Prefect resolves the futures to their lists before the task runs; its stubs don't say so.
+        report = write_silver(staged, settings)  # type: ignore[arg-type]
+        gold = update_gold(report, settings, full)
+        rep, path = quality_report(report, settings)
     rep.gold_refresh, rep.report_path = gold, path
     return rep
 

@@ -39,10 +39,13 @@ from tunewell.lake.crash import crashpoint
 from tunewell.lake.manifest import FileStatus, QuarantineStage
 from tunewell.lake.schemas import CONTEXT_ONLY
 from tunewell.lake.store import (
+    LakeWriteError,
     UpsertStats,
     atomic_write_bytes,
     init_lake,
+    is_disk_error,
     lake_lock,
+    run_lock,
     secure_mkdir,
     upsert,
 )
@@ -275,6 +278,8 @@ def stage_file(
     except Exception as exc:  # whatever a reader raises is a property of this file
         shutil.rmtree(stage, ignore_errors=True)
         staged.tables.clear()
+        if is_disk_error(exc):  # ... except a full or read-only disk: that stops the run
+            raise exc if isinstance(exc, LakeWriteError) else LakeWriteError(stage, exc) from exc
         msg = str(exc) if isinstance(exc, ReadError) else f"{type(exc).__name__}: {exc}"
         _quarantine(
             lake,
@@ -292,9 +297,10 @@ def _spill(stage: Path, pending: dict[str, list[pl.DataFrame]], staged: StagedFi
     for tbl, frames in pending.items():
         if not frames:
             continue
-        secure_mkdir(stage)
         p = stage / f"{tbl}-{len(staged.tables.get(tbl, []))}.parquet"
-        pl.concat(frames, how="vertical_relaxed").write_parquet(p)
+        buf = io.BytesIO()
+        pl.concat(frames, how="vertical_relaxed").write_parquet(buf)
+        atomic_write_bytes(p, buf.getvalue())  # one write path: full disks fail the same way
         staged.tables.setdefault(tbl, []).append(p)
 
 
@@ -511,16 +517,17 @@ def ingest_candidates(
     on_file: Callable[[Candidate], None] | None = None,
 ) -> RunReport:
     init_lake(settings.lake)
-    staged: list[StagedFile] = []
-    for cand in candidates:
-        staged += stage_file(
-            cand.path,
-            settings.user(cand.user_id),
-            settings,
-            display=cand.display,
-            options=options,
-            retry_quarantined=retry_quarantined,
-        )
-        if on_file is not None:
-            on_file(cand)
-    return commit(staged, settings)
+    with run_lock(settings.lake):  # a second run waits or exits naming this one
+        staged: list[StagedFile] = []
+        for cand in candidates:
+            staged += stage_file(
+                cand.path,
+                settings.user(cand.user_id),
+                settings,
+                display=cand.display,
+                options=options,
+                retry_quarantined=retry_quarantined,
+            )
+            if on_file is not None:
+                on_file(cand)
+        return commit(staged, settings)

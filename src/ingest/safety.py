@@ -26,7 +26,7 @@ from tunewell.ingest.base import ReadError
 
 # Re-exported so callers of the ingest layer check ids in one place (the rule lives in the lake,
 # which builds every path from an id).
-from tunewell.lake.store import UnsafeUserIdError, check_user_id
+from tunewell.lake.store import LakeWriteError, UnsafeUserIdError, check_user_id, is_disk_error
 
 __all__ = [
     "Code",
@@ -285,10 +285,15 @@ def copy_member(
     display: str,
     limits: Limits = DEFAULT_LIMITS,
 ) -> int:
-    with open_member(zf, info, display, limits) as src, dest.open("wb") as out:
-        while block := src.read(1 << 20):
-            out.write(block)
-        return src.count
+    try:
+        with open_member(zf, info, display, limits) as src, dest.open("wb") as out:
+            while block := src.read(1 << 20):
+                out.write(block)
+            return src.count
+    except OSError as exc:
+        if is_disk_error(exc):
+            raise LakeWriteError(dest, exc) from exc
+        raise
 
 
 # ------------------------------------------------------------------------------------ XML

@@ -18,7 +18,14 @@ from enum import StrEnum
 from pathlib import Path
 
 from tunewell.lake.crash import crashpoint
-from tunewell.lake.store import FILE_MODE, atomic_write_bytes, check_user_id, secure_mkdir
+from tunewell.lake.store import (
+    FILE_MODE,
+    LakeWriteError,
+    atomic_write_bytes,
+    check_user_id,
+    is_disk_error,
+    secure_mkdir,
+)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -112,9 +119,15 @@ def quarantine(lake: Path, src: Path | None, reason: QuarantineReason) -> Path:
     dest = qdir / name
     if src is not None and Path(src).exists() and not dest.exists():
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-        shutil.copyfile(src, tmp)
-        tmp.chmod(FILE_MODE)
-        tmp.replace(dest)
+        try:
+            shutil.copyfile(src, tmp)
+            tmp.chmod(FILE_MODE)
+            tmp.replace(dest)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if is_disk_error(exc):
+                raise LakeWriteError(dest, exc) from exc
+            raise
     atomic_write_bytes(
         dest.with_name(dest.name + ".json"),
         json.dumps(asdict(reason), indent=1, default=str).encode(),

@@ -9,6 +9,7 @@ and replaying the same rows changes nothing. Health data: files are 0600, folder
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import re
@@ -33,6 +34,28 @@ PART_FILE = "part-0.parquet"
 
 class LakeLockedError(RuntimeError):
     pass
+
+
+class LakeWriteError(OSError):
+    """The lake could not be written (disk full, read-only, quota): names the path; what was
+    there before is untouched, since every write goes to a temporary file first."""
+
+    def __init__(self, path: Path, exc: OSError) -> None:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        super().__init__(
+            exc.errno,
+            f"cannot write {path}: {why}. Nothing was half-written and the lake is as it was "
+            "before this write; free space (or make the lake writable) and run again",
+        )
+        self.path = path
+
+
+# Errors of the disk, not of an input file: they abort the run instead of quarantining a file.
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+
+
+def is_disk_error(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in DISK_ERRNOS
 
 
 class UnsafeUserIdError(ValueError):
@@ -61,25 +84,38 @@ def secure_mkdir(path: Path) -> Path:
         path.mkdir(parents=True, exist_ok=True)
     finally:
         os.umask(old)
-    with contextlib.suppress(PermissionError):
+    with contextlib.suppress(OSError):  # not ours, or a read-only lake (its writes will say so)
         path.chmod(DIR_MODE)
     return path
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    """Every byte of the lake passes here (a separate function so tests can fill the disk)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via temp file + fsync + rename, so readers never see a partial file."""
-    secure_mkdir(path.parent)
+    """Write via temp file + fsync + rename, so readers never see a partial file. A full or
+    read-only disk raises ``LakeWriteError`` naming the path, with the old file intact."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        secure_mkdir(path.parent)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         crashpoint("before_rename")
         _replace(tmp, path)
+    except OSError as exc:
+        if is_disk_error(exc):
+            raise LakeWriteError(path, exc) from exc
+        raise
     finally:
-        if tmp.exists():
+        with contextlib.suppress(OSError):
             tmp.unlink()
     crashpoint("after_rename")
     _fsync_dir(path.parent)
@@ -260,11 +296,48 @@ def lake_lock(lake: Path, *, wait_s: float | None = None) -> Iterator[Path]:
     start time of the current holder for the message.
     """
     lake = init_lake(lake)
-    path = lake / ".lock"
+    with _flock(lake, lake / ".lock", wait_s, "being written by another tunewell process"):
+        sweep_temp_files(lake)
+        yield lake
+
+
+_RUNS: dict[Path, int] = {}
+
+
+@contextlib.contextmanager
+def run_lock(lake: Path, *, wait_s: float | None = None) -> Iterator[Path]:
+    """One run (ingest or nightly) per lake, for the whole run, not only its commits: two runs
+    staging the same file would share ``staging/<sha>`` and one would delete the other's rows.
+    A second run waits up to ``TUNEWELL_LOCK_WAIT_S`` seconds, then exits naming the holder.
+    Re-entrant within a process (a flow's tasks run in threads of the run that holds it)."""
+    lake = init_lake(lake)
+    key = lake.resolve()
+    if _RUNS.get(key):
+        _RUNS[key] += 1
+        try:
+            yield lake
+        finally:
+            _RUNS[key] -= 1
+        return
+    with _flock(lake, lake / ".run.lock", wait_s, "in use by another tunewell run"):
+        _RUNS[key] = 1
+        try:
+            yield lake
+        finally:
+            _RUNS.pop(key, None)
+
+
+@contextlib.contextmanager
+def _flock(lake: Path, path: Path, wait_s: float | None, what: str) -> Iterator[None]:
     if wait_s is None:  # by default a second writer is told at once, not left hanging
         wait_s = float(os.environ.get("TUNEWELL_LOCK_WAIT_S", "0"))
     deadline = time.monotonic() + wait_s
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    except OSError as exc:
+        if is_disk_error(exc):
+            raise LakeWriteError(path, exc) from exc
+        raise
     try:
         while True:
             try:
@@ -273,17 +346,16 @@ def lake_lock(lake: Path, *, wait_s: float | None = None) -> Iterator[Path]:
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     holder = _lock_holder(path)
+                    waited = f" after waiting {wait_s:.0f} s" if wait_s else ""
                     raise LakeLockedError(
-                        f"the lake at {lake} is being written by another tunewell process "
-                        f"({holder or 'unknown holder'}); wait for it to finish, or set "
-                        "TUNEWELL_LOCK_WAIT_S to wait for it"
+                        f"the lake at {lake} is {what} ({holder or 'unknown holder'}){waited}; "
+                        "wait for it to finish, or set TUNEWELL_LOCK_WAIT_S to wait for it"
                     ) from None
                 time.sleep(0.2)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{socket.gethostname()} {os.getpid()} {time.time():.0f}\n".encode(), 0)
-        sweep_temp_files(lake)
         try:
-            yield lake
+            yield
         finally:
             os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 from tunewell.features.refresh import refresh_gold
 from tunewell.ingest import runner
-from tunewell.lake.store import init_lake
+from tunewell.lake.store import LakeLockedError, init_lake, run_lock
 from tunewell.pipelines import quality
 from tunewell.settings import load_settings
 
@@ -21,15 +22,20 @@ def main() -> None:
     settings = load_settings(args.config, args.lake)
     settings = replace(settings, lake=Path(args.lake))
     init_lake(settings.lake)
-    files = list(runner.discover_inbox(settings.inbox))
-    staged = []
-    for cand in files:  # nightly.stage
-        staged += runner.stage_file(
-            cand.path, settings.user(cand.user_id), settings, display=cand.display
-        )
-    report = runner.commit(staged, settings)  # nightly.write_silver
-    refresh_gold(settings, None)  # nightly.update_gold
-    quality.write_report(quality.build_report(report, settings), settings.lake)
+    try:
+        with run_lock(settings.lake):  # as the flow does
+            files = list(runner.discover_inbox(settings.inbox))
+            staged = []
+            for cand in files:  # nightly.stage
+                staged += runner.stage_file(
+                    cand.path, settings.user(cand.user_id), settings, display=cand.display
+                )
+            report = runner.commit(staged, settings)  # nightly.write_silver
+            refresh_gold(settings, None)  # nightly.update_gold
+            quality.write_report(quality.build_report(report, settings), settings.lake)
+    except LakeLockedError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(3) from None
 
 
 if __name__ == "__main__":
