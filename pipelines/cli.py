@@ -438,3 +438,68 @@ def evaluate(
 
 if __name__ == "__main__":
     app()
+
+
+def _lake_user(settings: Settings, user: str) -> str:
+    """The id the lake stores for a person named as in the config (pseudonymised or not)."""
+    from tunewell.lake.store import users_in
+
+    lake_id = settings.user(user).user_id
+    return (
+        user
+        if user in users_in(settings.lake) and lake_id not in users_in(settings.lake)
+        else lake_id
+    )
+
+
+@app.command()
+def export(
+    user: Annotated[str, typer.Option("--user", help="Whose data to export")],
+    out: Annotated[Path | None, typer.Option("--out", help="Zip to write")] = None,
+    lake: LakeOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Write everything held about one person (rows, pages, reports, quarantine) to one zip."""
+    from tunewell.lake.privacy import export_user
+
+    settings = load_settings(config, lake)
+    with _second_writer_exits():
+        uid = _lake_user(settings, user)
+        target = out or Path(f"tunewell-export-{uid}.zip")
+        inv = export_user(settings.lake, uid, target)
+    t = Table(title=f"exported {uid} to {target}")
+    t.add_column("what")
+    t.add_column("count", justify="right")
+    for k, v in inv.as_dict().items():
+        t.add_row(k, str(v))
+    console.print(t)
+
+
+@app.command()
+def forget(
+    user: Annotated[str, typer.Option("--user", help="Whose data to remove")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+    lake: LakeOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Remove every row and file of one person from the lake, and show the counts before and
+    after (all zero after). Exit 1 if anything of theirs is left."""
+    from tunewell.lake.privacy import forget_user, inventory
+
+    settings = load_settings(config, lake)
+    with _second_writer_exits():
+        uid = _lake_user(settings, user)
+        if not yes:
+            console.print(inventory(settings.lake, uid).as_dict())
+            typer.confirm(f"remove all of the above about {uid} from {settings.lake}?", abort=True)
+        rep = forget_user(settings.lake, uid)
+    t = Table(title=f"forgot {uid} ({rep.removed_files} files removed or rewritten)")
+    t.add_column("what")
+    t.add_column("before", justify="right")
+    t.add_column("after", justify="right")
+    after = rep.after.as_dict()
+    for k, v in rep.before.as_dict().items():
+        t.add_row(k, str(v), str(after.get(k, 0)))
+    console.print(t)
+    if rep.after.total:
+        raise typer.Exit(1)

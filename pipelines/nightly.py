@@ -29,7 +29,11 @@ def discover_files(settings: Settings) -> list[runner.Candidate]:
 @task(cache_policy=NO_CACHE, retries=1)
 def stage(cand: runner.Candidate, settings: Settings, options: dict) -> list[runner.StagedFile]:
     return runner.stage_file(
-        cand.path, settings.user(cand.user_id), settings, display=cand.display, options=options
+        cand.path,
+        settings.user(cand.user_id),
+        settings,
+        display=runner.private_display(cand, settings),
+        options=options,
     )
 
 

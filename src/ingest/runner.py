@@ -148,8 +148,20 @@ def discover_inbox(inbox: Path) -> Iterator[Candidate]:
         yield from discover([user_dir], user_dir.name)
 
 
-def _staging(lake: Path, sha: str) -> Path:
-    return Path(lake) / "staging" / sha[:20]
+def private_display(cand: Candidate, settings: Settings) -> str:
+    """What messages, manifest and quarantine call a file: with a pseudonymisation key, the
+    person's name in its path (``inbox/annika/export.xml``) becomes their lake id, since those
+    documents live in the lake that is meant to carry no names."""
+    lake_id = settings.user(cand.user_id).user_id
+    if lake_id == cand.user_id or not cand.user_id:
+        return cand.display
+    return cand.display.replace(cand.user_id, lake_id)
+
+
+def _staging(lake: Path, sha: str, user_id: str) -> Path:
+    # Per user too: the same file delivered for two people is staged twice, not shared (a shared
+    # folder let the second staging overwrite the first's rows: one person's night was lost).
+    return Path(lake) / "staging" / f"{sha[:20]}-{user_id}"
 
 
 def _quarantine(
@@ -258,7 +270,7 @@ def stage_file(
         return [StagedFile(res, Path(path))]
     res.format = reader.SOURCE
     staged = StagedFile(res, Path(path))
-    stage = _staging(lake, sha)
+    stage = _staging(lake, sha, user.user_id)
     shutil.rmtree(stage, ignore_errors=True)
     ctx = FileContext(Path(path), display, sha, user, {**user.options, **(options or {})})
     try:
@@ -357,7 +369,8 @@ def _stage_zip(
                     ):
                         if s.result.status == FileStatus.STAGED:
                             # keep the member's bytes until commit, for a quarantine copy
-                            keep = secure_mkdir(_staging(lake, s.result.sha256)) / "original"
+                            where = _staging(lake, s.result.sha256, user.user_id)
+                            keep = secure_mkdir(where) / "original"
                             shutil.move(target, keep)
                             s.path = keep
                         out.append(s)
@@ -400,9 +413,9 @@ def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
         if out.bad.height:
             report.invalid_rows[tbl] = out.failures
             _write_bad_rows(lake, tbl, out.bad)
-            for sha, n in out.bad.group_by("source_file").len().iter_rows():
+            for sha, uid, n in out.bad.group_by("source_file", "user_id").len().iter_rows():
                 for s in live:
-                    if s.result.sha256 == sha:
+                    if (s.result.sha256, s.result.user_id) == (sha, uid):
                         s.result.dropped_invalid[tbl] = n
     # Files whose rows mostly failed are rejected whole.
     totals = (
@@ -436,9 +449,9 @@ def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
             report.tables[tbl] = upsert(lake, tbl, df)
             if tbl not in CONTEXT_ONLY:
                 _note_dates(report, df)
-            for sha, n in df.group_by("source_file").len().iter_rows():
+            for sha, uid, n in df.group_by("source_file", "user_id").len().iter_rows():
                 for s in live:
-                    if s.result.sha256 == sha:
+                    if (s.result.sha256, s.result.user_id) == (sha, uid):
                         s.result.rows[tbl] = n
         crashpoint("silver_written")  # rows in, files not yet marked ingested
         manifest.add_pending(lake, report.changed_dates)
@@ -446,7 +459,7 @@ def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
             r = s.result
             if r.status == FileStatus.STAGED:
                 r.status = FileStatus.INGESTED
-                manifest.release(lake, r.sha256)  # a retried file leaves quarantine
+                manifest.release(lake, r.sha256, r.user_id)  # a retried file leaves quarantine
             elif r.status == FileStatus.CONTAINER:
                 # An archive with a rejected member is "partial": --retry-quarantined opens it
                 # again (its good members are then already seen), a plain run skips it.
@@ -465,7 +478,7 @@ def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
                 ),
             )
     for s in staged:
-        shutil.rmtree(_staging(lake, s.result.sha256), ignore_errors=True)
+        shutil.rmtree(_staging(lake, s.result.sha256, s.result.user_id), ignore_errors=True)
         if s.result.format != "zip" or s.result.status not in (
             FileStatus.INGESTED,
             FileStatus.PARTIAL,
@@ -524,7 +537,7 @@ def ingest_candidates(
                 cand.path,
                 settings.user(cand.user_id),
                 settings,
-                display=cand.display,
+                display=private_display(cand, settings),
                 options=options,
                 retry_quarantined=retry_quarantined,
             )

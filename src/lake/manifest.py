@@ -115,7 +115,9 @@ class QuarantineReason:
 def quarantine(lake: Path, src: Path | None, reason: QuarantineReason) -> Path:
     """Copy the rejected file into ``<lake>/quarantine/`` with its reason as JSON beside it."""
     qdir = secure_mkdir(Path(lake) / "quarantine")
-    name = f"{reason.sha256[:12]}-{Path(reason.file).name.replace('!', '_')}"
+    # Per user: the same broken file delivered for two people has two reasons, not one.
+    user = check_user_id(reason.user_id)
+    name = f"{reason.sha256[:12]}-{user}-{Path(reason.file).name.replace('!', '_')}"
     dest = qdir / name
     if src is not None and Path(src).exists() and not dest.exists():
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
@@ -135,11 +137,12 @@ def quarantine(lake: Path, src: Path | None, reason: QuarantineReason) -> Path:
     return dest
 
 
-def release(lake: Path, sha: str) -> int:
-    """Remove a file's quarantine copy and reason once a retry has ingested it."""
+def release(lake: Path, sha: str, user_id: str | None = None) -> int:
+    """Remove a file's quarantine copy and reason once a retry has ingested it (only that
+    user's, when given: the same file may still be quarantined for someone else)."""
     qdir = Path(lake) / "quarantine"
     gone = 0
-    for p in qdir.glob(f"{sha[:12]}-*"):
+    for p in qdir.glob(f"{sha[:12]}-{check_user_id(user_id) + '-' if user_id else ''}*"):
         p.unlink()
         gone += 1
     return gone

@@ -6,6 +6,7 @@ table with no rows yet is an empty view with the right columns rather than an er
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import duckdb
@@ -17,6 +18,13 @@ from tunewell.lake.schemas import TABLES
 
 def connect(lake: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
+    # Spilled query state is health data too: owner-only, never ./.tmp in whatever folder
+    # the analyst happens to be in.
+    try:
+        tmp = store.secure_mkdir(Path(lake) / ".duckdb_tmp")
+    except OSError:  # a read-only lake: a private folder elsewhere
+        tmp = Path(tempfile.mkdtemp(prefix="tunewell-duckdb-"))
+    con.execute(f"set temp_directory = '{tmp.as_posix().replace(chr(39), chr(39) * 2)}'")
     for name in TABLES:
         base = store.table_dir(lake, name)
         files = sorted(base.glob(f"user_id=*/year=*/{store.PART_FILE}")) if base.exists() else []

@@ -28,7 +28,10 @@ def main() -> None:
             staged = []
             for cand in files:  # nightly.stage
                 staged += runner.stage_file(
-                    cand.path, settings.user(cand.user_id), settings, display=cand.display
+                    cand.path,
+                    settings.user(cand.user_id),
+                    settings,
+                    display=runner.private_display(cand, settings),
                 )
             report = runner.commit(staged, settings)  # nightly.write_silver
             refresh_gold(settings, None)  # nightly.update_gold
