@@ -13,7 +13,7 @@ import polars as pl
 
 from tunewell.ingest import runner
 from tunewell.lake.frames import empty
-from tunewell.lake.settings import Settings, UserSettings
+from tunewell.settings import Settings, UserSettings
 from tunewell.synth import hostile
 
 TIME_LIMIT_S = 30
@@ -65,6 +65,12 @@ def samples(root: Path) -> dict[str, Path]:
         "fitabase",
         "heartrate_seconds_merged.csv",
         b"Id,Time,Value\n7,4/12/2016 7:21:00 AM,97\n7,4/12/2016 7:21:05 AM,102\n",
+    )
+    put(
+        "fitbit_vitals",
+        "Daily SpO2 - 2024-01-01.csv",
+        b'"timestamp","average_value","lower_bound","upper_bound"\n'
+        b"2024-01-11T00:00:00Z,96.5,93.0,99.9\n2024-01-12T00:00:00Z,,,\n",
     )
     put("google_fit", "daily.csv", b"Date,Move Minutes count,Step count\n2021-07-01,30,4200\n")
     put(

@@ -44,6 +44,7 @@ def test_every_reader_has_a_sample_it_claims(corpus):
         "apple_health",
         "garmin_fit",
         "fitbit_json",
+        "fitbit_vitals",
         "gadgetbridge",
         "oura",
         "whoop",

@@ -15,10 +15,11 @@ import pytest
 from typer.testing import CliRunner
 
 from tunewell.features.refresh import refresh_gold
-from tunewell.ingest import quality, runner
+from tunewell.ingest import runner
 from tunewell.lake import privacy, query, store
-from tunewell.lake.settings import Settings, UserSettings
+from tunewell.pipelines import quality
 from tunewell.pipelines.cli import app
+from tunewell.settings import Settings, UserSettings
 from tunewell.synth.hostile import apple_xml
 
 PEOPLE = ("annika", "bertil")

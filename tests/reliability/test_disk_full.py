@@ -13,9 +13,10 @@ import pytest
 
 from tests.reliability.harness import diff, lake_digest, strays
 from tunewell.features.refresh import refresh_gold
-from tunewell.ingest import quality, runner
+from tunewell.ingest import runner
 from tunewell.lake import store
-from tunewell.lake.settings import Settings, UserSettings
+from tunewell.pipelines import quality
+from tunewell.settings import Settings, UserSettings
 from tunewell.synth.hostile import apple_xml, fit_file
 
 pytestmark = pytest.mark.xdist_group("disk")
