@@ -175,3 +175,21 @@ def test_quarantine_copy_of_a_json_input_is_not_mistaken_for_a_reason(tmp_path):
     copies = [p for p in (settings.lake / "quarantine").iterdir() if p.suffix == ".json"]
     assert len(copies) == 2  # the copy and its reason
     assert {p.read_text() == '[{"a": 1,' for p in copies} == {True, False}
+
+
+def test_the_same_file_for_two_people_is_read_for_both(tmp_path):
+    """Both staged the same bytes into one folder before: the second overwrote the first."""
+    from tunewell.lake import store
+
+    inbox = tmp_path / "inbox"
+    for who in ("ann", "bob"):
+        (inbox / who).mkdir(parents=True)
+        (inbox / who / "export.xml").write_bytes(apple_xml(12))
+        (inbox / who / "broken.json").write_text("[1,")
+    settings = Settings(lake=tmp_path / "lake", inbox=inbox)
+    report = runner.ingest_candidates(runner.discover_inbox(inbox), settings)
+    hr = store.read(settings.lake, "heart_rate")
+    assert hr.group_by("user_id").len().sort("user_id").rows() == [("ann", 12), ("bob", 12)]
+    rows = {f.user_id: f.rows for f in report.files if f.status == "ingested"}
+    assert rows == {"ann": {"heart_rate": 12}, "bob": {"heart_rate": 12}}
+    assert sorted(r.user_id for r in _reasons(settings.lake)) == ["ann", "bob"]
