@@ -352,12 +352,14 @@ def _flock(lake: Path, path: Path, wait_s: float | None, what: str) -> Iterator[
                         "wait for it to finish, or set TUNEWELL_LOCK_WAIT_S to wait for it"
                     ) from None
                 time.sleep(0.2)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{socket.gethostname()} {os.getpid()} {time.time():.0f}\n".encode(), 0)
+        with contextlib.suppress(OSError):  # the holder's name is a courtesy: a full disk
+            os.ftruncate(fd, 0)  # must fail at the first real write, with its path, not here
+            os.pwrite(fd, f"{socket.gethostname()} {os.getpid()} {time.time():.0f}\n".encode(), 0)
         try:
             yield
         finally:
-            os.ftruncate(fd, 0)
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
