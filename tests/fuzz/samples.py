@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 import polars as pl
@@ -72,6 +73,20 @@ def samples(root: Path) -> dict[str, Path]:
         b'"timestamp","average_value","lower_bound","upper_bound"\n'
         b"2024-01-11T00:00:00Z,96.5,93.0,99.9\n2024-01-12T00:00:00Z,,,\n",
     )
+    from tunewell.synth.labs import write_lab_csv
+
+    out["lab_csv"] = write_lab_csv(root / "labs" / "results.csv", date(2026, 3, 2))
+    fhir = Path(__file__).resolve().parents[1] / "data" / "fhir" / "observation-f001-glucose.json"
+    put("fhir", "observation.json", fhir.read_bytes())
+    saliva = root / "saliva"
+    saliva.mkdir()
+    (saliva / "sleep.csv").write_text(
+        ",In Bed Date,In Bed Time,Out Bed Date,Out Bed Time\n0,1,23:10,2,07:00\n"
+    )
+    (saliva / "saliva.csv").write_text(
+        ",SAMPLES,Cortisol NORM,Melatonin NORM\n1,before sleep,0.03,1e-08\n2,wake up,0.07,6e-09\n"
+    )
+    out["mmash_saliva"] = saliva / "saliva.csv"
     put("google_fit", "daily.csv", b"Date,Move Minutes count,Step count\n2021-07-01,30,4200\n")
     put(
         "pmdata",

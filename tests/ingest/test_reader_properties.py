@@ -52,6 +52,9 @@ def test_every_reader_has_a_sample_it_claims(corpus):
         "fitabase",
         "google_fit",
         "pmdata",
+        "lab_csv",
+        "fhir",
+        "mmash_saliva",
     ],
 )
 @settings(

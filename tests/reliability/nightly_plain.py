@@ -7,9 +7,9 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from tunewell.features.refresh import refresh_gold
 from tunewell.ingest import runner
 from tunewell.lake.store import LakeLockedError, init_lake, run_lock
+from tunewell.models.score import refresh as refresh_features_and_scores
 from tunewell.pipelines import quality
 from tunewell.settings import load_settings
 
@@ -34,7 +34,7 @@ def main() -> None:
                     display=runner.private_display(cand, settings),
                 )
             report = runner.commit(staged, settings)  # nightly.write_silver
-            refresh_gold(settings, None)  # nightly.update_gold
+            refresh_features_and_scores(settings, None)  # nightly.update_gold
             quality.write_report(quality.build_report(report, settings), settings.lake)
     except LakeLockedError as exc:
         print(exc, file=sys.stderr)
