@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import cast
 
 import polars as pl
 
@@ -291,7 +292,9 @@ def stage_file(
         shutil.rmtree(stage, ignore_errors=True)
         staged.tables.clear()
         if is_disk_error(exc):  # ... except a full or read-only disk: that stops the run
-            raise exc if isinstance(exc, LakeWriteError) else LakeWriteError(stage, exc) from exc
+            if isinstance(exc, LakeWriteError):
+                raise
+            raise LakeWriteError(stage, cast(OSError, exc)) from exc
         msg = str(exc) if isinstance(exc, ReadError) else f"{type(exc).__name__}: {exc}"
         _quarantine(
             lake,

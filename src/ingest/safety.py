@@ -175,7 +175,7 @@ def inspect_zip(path: Path, display: str, limits: Limits = DEFAULT_LIMITS) -> Zi
     with Path(path).open("rb") as raw:
         counting = _CountingFile(raw)
         try:
-            zf = zipfile.ZipFile(counting)  # type: ignore[arg-type]
+            zf = zipfile.ZipFile(counting)
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
             raise SafetyError(Code.ZIP_BROKEN, f"{display}: broken zip archive ({exc})") from exc
         with zf:

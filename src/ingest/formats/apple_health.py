@@ -48,7 +48,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from sys import intern
-from typing import IO
+from typing import IO, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
@@ -217,7 +217,7 @@ def _open_export(path: Path, display: str, notes: list[str]) -> Iterator[IO[byte
                 notes.append(note)
                 log.info("%s: %s", display, note)
             with safety.open_member(zf, member, display) as fh:  # capped: headers can lie
-                yield fh
+                yield cast(IO[bytes], fh)
     else:
         with Path(path).open("rb") as fh:
             yield fh
