@@ -236,8 +236,13 @@ def stage_file(
     try:
         reader = detect(path, head)
     except SnifferError as exc:
-        res.format = guess_format(path, head)
-        _quarantine(lake, Path(path), res, f"{display}: {exc}")
+        if head.startswith(b"PK\x03\x04"):  # a sniffer tripped over a zip that cannot open
+            res.format = "zip"
+            msg = f"{display}: broken zip archive (cannot be opened: {exc})"
+            _quarantine(lake, Path(path), res, msg, code=safety.Code.ZIP_BROKEN)
+        else:
+            res.format = guess_format(path, head)
+            _quarantine(lake, Path(path), res, f"{display}: {exc}")
         return [StagedFile(res, Path(path))]
     if reader is None and plan is not None:
         return _stage_zip(
