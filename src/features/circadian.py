@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import polars as pl
 
 from tunewell.features.baselines import window_rows
@@ -36,34 +37,6 @@ def _local_us(col: str) -> pl.Expr:
     return local_time(col).dt.epoch("us")
 
 
-def _epochs(lf: pl.LazyFrame, rule: str) -> pl.LazyFrame:
-    """Frame minutes (``lm``) of each interval row, one row per minute.
-
-    ``rule`` "mid": the epochs whose midpoint lies in [start, end), so adjoining intervals
-    never share a minute (sleep state). "touch": every minute the row touches, a point sample
-    (null end) its own minute (wear evidence).
-    """
-    s = _local_us("start_utc")
-    dur = (pl.col("end_utc") - pl.col("start_utc")).dt.total_microseconds()
-    if rule == "mid":
-        a = s - EPOCH_US // 2
-        first, last = -((-a) // EPOCH_US), -((-(a + dur)) // EPOCH_US)
-    else:
-        first = s // EPOCH_US
-        last = pl.max_horizontal(-((-(s + dur.fill_null(0))) // EPOCH_US), first + 1)
-    b = lf.select("user_id", first.alias("_f"), last.alias("_l"))
-    # Minute rows and point samples (nearly all wear rows) need no list round trip.
-    single = b.filter(pl.col("_l") - pl.col("_f") == 1).select("user_id", lm=pl.col("_f"))
-    multi = (
-        b.filter(pl.col("_l") - pl.col("_f") > 1)
-        .select("user_id", pl.int_ranges("_f", "_l").alias("lm"))
-        .explode("lm")
-    )
-    return pl.concat([single, multi], how="vertical_relaxed").select(
-        "user_id", (pl.col("lm") + FRAME_SHIFT_MIN).cast(pl.Int64)
-    )
-
-
 def wear_intervals(episodes: pl.LazyFrame, steps: pl.LazyFrame, hr: pl.LazyFrame) -> pl.LazyFrame:
     """Intervals with evidence the device was worn: sleep episodes, minute-level steps, HR samples.
 
@@ -82,39 +55,87 @@ def wear_intervals(episodes: pl.LazyFrame, steps: pl.LazyFrame, hr: pl.LazyFrame
     return pl.concat([episodes.select(cols), st, h], how="vertical_relaxed")
 
 
+def _epoch_bounds(lf: pl.LazyFrame, rule: str) -> pl.LazyFrame:
+    """Frame-minute range [``_f``, ``_l``) each interval row covers (empty ranges dropped).
+
+    ``rule`` "mid": the epochs whose midpoint lies in [start, end), so adjoining intervals
+    never share a minute (sleep state). "touch": every minute the row touches, a point sample
+    (null end) its own minute (wear evidence).
+    """
+    s = _local_us("start_utc")
+    dur = (pl.col("end_utc") - pl.col("start_utc")).dt.total_microseconds()
+    if rule == "mid":
+        a = s - EPOCH_US // 2
+        first, last = -((-a) // EPOCH_US), -((-(a + dur)) // EPOCH_US)
+    else:
+        first = s // EPOCH_US
+        last = pl.max_horizontal(-((-(s + dur.fill_null(0))) // EPOCH_US), first + 1)
+    return lf.select(
+        "user_id",
+        (first + FRAME_SHIFT_MIN).cast(pl.Int64).alias("_f"),
+        (last + FRAME_SHIFT_MIN).cast(pl.Int64).alias("_l"),
+    ).filter(pl.col("_l") > pl.col("_f"))
+
+
+def _covered(f: np.ndarray, last: np.ndarray, lo: int, n: int) -> np.ndarray:
+    """Minutes lo .. lo+n−1 covered by at least one [f, last) range: a difference array, so a
+    night-long interval costs two increments instead of 480 exploded rows."""
+    d = np.bincount(f - lo, minlength=n + 1) - np.bincount(last - lo, minlength=n + 1)
+    return np.cumsum(d[:n]) > 0
+
+
 def sri_pairs(asleep: pl.LazyFrame, wear: pl.LazyFrame) -> pl.LazyFrame:
     """Per frame day d: epochs valid on both d − 1 and d (``n_both``) and how many agree.
 
     An epoch is valid when it is worn (``wear``) or lies in scored sleep; it is asleep when it
     lies in a sleep interval. Only minutes observed on both days enter the comparison, as in
     Phillips et al. 2017, and the pair is kept if those are >= 66 % of the day's 1440 epochs.
+    Per user the minutes form one dense calendar, so validity and state are boolean arrays
+    over it and a 24-h lag is a slice, not a join of half a million minutes.
     """
-    # One sortable key per epoch, 2·lm + asleep: a per-user unique of plain integers is far
-    # cheaper than a (user, minute) hash unique plus a join for the state.
-    keys = pl.concat(
-        [
-            _epochs(wear, "touch").select("user_id", k=pl.col("lm") * 2),
-            _epochs(asleep, "mid").select("user_id", k=pl.col("lm") * 2 + 1),
-        ]
-    )
-    nxt = pl.col("lm").shift(-1)
-    state = (
-        keys.group_by("user_id")
-        .agg(pl.col("k").unique().sort())
-        .explode("k")
-        .select("user_id", lm=pl.col("k") // 2, a=pl.col("k") % 2 == 1)
-        # Sorted per user, an asleep key follows the awake key of its minute: keep the last.
-        .filter(
-            (pl.col("lm") != nxt)
-            | (pl.col("user_id") != pl.col("user_id").shift(-1))
-            | nxt.is_null()
+    w = _epoch_bounds(wear, "touch").with_columns(pl.lit(False).alias("_a"))
+    a = _epoch_bounds(asleep, "mid").with_columns(pl.lit(True).alias("_a"))
+    b = pl.concat([w, a]).collect()
+    day = int(DAY_MIN)
+    parts = []
+    for (uid,), g in b.partition_by("user_id", as_dict=True, maintain_order=True).items():
+        f, last = g["_f"].to_numpy(), g["_l"].to_numpy()
+        lo = int(f.min())
+        n = int(last.max()) - lo
+        if n <= day:
+            continue
+        valid = _covered(f, last, lo, n)
+        sel = g["_a"].to_numpy()
+        state = _covered(f[sel], last[sel], lo, n)
+        both = valid[day:] & valid[:-day]
+        agree = both & (state[day:] == state[:-day])
+        d = (np.arange(lo + day, lo + n) // day)[both]
+        days, inv = np.unique(d, return_inverse=True)
+        parts.append(
+            pl.DataFrame(
+                {
+                    "user_id": uid,
+                    "_day": days,
+                    "n_both": np.bincount(inv).astype(np.uint32),
+                    "agree": np.bincount(inv, weights=agree[both]).astype(np.uint32),
+                },
+                schema={
+                    "user_id": pl.String,
+                    "_day": pl.Int64,
+                    "n_both": pl.UInt32,
+                    "agree": pl.UInt32,
+                },
+            )
+        )
+    out = (
+        pl.concat(parts)
+        if parts
+        else pl.DataFrame(
+            schema={"user_id": pl.String, "_day": pl.Int64, "n_both": pl.UInt32, "agree": pl.UInt32}
         )
     )
-    prev = state.select("user_id", pl.col("lm") + int(DAY_MIN), pl.col("a").alias("pa"))
     return (
-        state.join(prev, on=["user_id", "lm"])
-        .group_by("user_id", (pl.col("lm") // int(DAY_MIN)).alias("_day"))
-        .agg(pl.len().alias("n_both"), (pl.col("a") == pl.col("pa")).sum().alias("agree"))
+        out.lazy()
         .filter(pl.col("n_both") >= SRI_MIN_VALID * DAY_MIN)
         .select(
             "user_id",
@@ -229,13 +250,32 @@ def rest_activity_any(steps: pl.LazyFrame, hr: pl.LazyFrame, targets: pl.LazyFra
     references used. ``rar_signal`` names the one used, since L5/M10 are in steps/h or bpm.
     """
     keys = ["user_id", "sleep_date"]
-    by_steps = rest_activity(hourly_activity(steps), targets).collect()
+    by_steps = rest_activity(hourly_activity(steps).collect().lazy(), targets).collect()
     need = (
         targets.select(keys)
         .unique()
         .join(by_steps.lazy().filter(pl.col("rar_n_days") >= RAR_DAYS), on=keys, how="anti")
     )
-    by_hr = rest_activity(hourly_hr(hr), need).collect()
+    # HR only fills the dates steps could not: aggregate just the days those windows read
+    # (a cheap date-range filter first, then the exact day set), not a whole year of samples.
+    need = need.collect()
+    offs = pl.LazyFrame({"k": pl.int_range(1, RAR_DAYS + 1, eager=True).cast(pl.Int32)})
+    days = (
+        need.lazy()
+        .join(offs, how="cross")
+        .select("user_id", (pl.col("sleep_date") - pl.duration(days=pl.col("k"))).alias("date"))
+        .unique()
+        .collect()
+    )
+    if days.height:
+        lo, hi = days["date"].min(), days["date"].max()
+        local_day = (
+            pl.col("start_utc").dt.replace_time_zone(None)
+            + pl.duration(minutes=pl.col("utc_offset_min"))
+        ).dt.date()
+        hr = hr.filter(local_day.is_between(lo, hi))
+    hourly = hourly_hr(hr).join(days.lazy(), on=["user_id", "date"], how="semi")
+    by_hr = rest_activity(hourly, need.lazy()).collect()
     use_hr = by_hr.filter(pl.col("rar_n_days") >= RAR_DAYS)
     rest = by_steps.join(use_hr, on=keys, how="anti")
     return pl.concat(

@@ -87,7 +87,10 @@ def time_domain(kept: pl.LazyFrame, by: list[str]) -> pl.LazyFrame:
 
     Successive differences are taken between consecutive kept beats within the group.
     """
-    d = pl.col("rr_ms").diff().over(by)
+    # Sorted by group, a group's beats are contiguous: the plain diff masked at group starts is
+    # the per-group diff without a hash partition of every beat.
+    same = pl.all_horizontal([pl.col(c) == pl.col(c).shift(1) for c in by]).fill_null(False)
+    d = pl.when(same).then(pl.col("rr_ms").diff())
     return (
         kept.sort([*by, "start_utc"])
         .with_columns(d.alias("_d"))
@@ -111,9 +114,11 @@ def _assign_episode(samples: pl.LazyFrame, main: pl.LazyFrame) -> pl.LazyFrame:
 
 def windows_5min(beats: pl.DataFrame, main: pl.LazyFrame) -> pl.LazyFrame:
     """5-min clock-aligned windows of kept beats inside each main sleep, with coverage."""
-    b = _assign_episode(beats.lazy(), main).with_columns(
-        pl.col("start_utc").dt.truncate(WINDOW).alias("window_start")
-    )
+    return _windows(_assign_episode(beats.lazy(), main))
+
+
+def _windows(assigned: pl.LazyFrame) -> pl.LazyFrame:
+    b = assigned.with_columns(pl.col("start_utc").dt.truncate(WINDOW).alias("window_start"))
     by = ["user_id", "sleep_date", "window_start"]
     td = time_domain(b.filter(pl.col("kept")), by)
     return td.with_columns((pl.col("rr_sum_ms") / WINDOW_MS >= MIN_COVERAGE).alias("window_ok"))
@@ -121,13 +126,12 @@ def windows_5min(beats: pl.DataFrame, main: pl.LazyFrame) -> pl.LazyFrame:
 
 def nightly_rr(rr: pl.LazyFrame, main: pl.LazyFrame) -> pl.LazyFrame:
     """Nightly RMSSD = median of valid 5-min RMSSD over the main sleep; kept fraction."""
-    beats = clean_rr(rr)
-    kept_frac = (
-        _assign_episode(beats.lazy(), main)
-        .group_by("user_id", "sleep_date")
-        .agg(pl.col("kept").mean().alias("rr_kept_fraction"))
+    # The beats are placed in their nights once; both the kept fraction and the windows use it.
+    assigned = _assign_episode(clean_rr(rr).lazy(), main).collect().lazy()
+    kept_frac = assigned.group_by("user_id", "sleep_date").agg(
+        pl.col("kept").mean().alias("rr_kept_fraction")
     )
-    w = windows_5min(beats, main)
+    w = _windows(assigned)
     ok = pl.col("window_ok")
     night = w.group_by("user_id", "sleep_date").agg(
         pl.col("rmssd_ms").filter(ok).median().alias("rr_rmssd"),
