@@ -89,50 +89,25 @@ def build_nightly_features(
     night = sleep.nightly_sleep(eps, stages).collect().lazy()
     main = night.filter(pl.col("episode_id").is_not_null()).collect().lazy()
     spine = baselines.date_spine(night).collect().lazy()
-    f = (
-        spine.join(night, on=["user_id", "sleep_date"], how="left")
-        .join(
-            hrv.nightly_hrv(
-                _silver(silver, "rr_interval").filter(flt), _silver(silver, "hrv").filter(flt), main
-            ),
-            on=["user_id", "sleep_date"],
-            how="left",
-        )
-        .join(
-            hrv.nightly_hr(
-                _silver(silver, "heart_rate").filter(flt),
-                _silver(silver, "vitals").filter(flt),
-                main,
-            ),
-            on=["user_id", "sleep_date"],
-            how="left",
-        )
-    )
+    rr, dev_hrv = _silver(silver, "rr_interval").filter(flt), _silver(silver, "hrv").filter(flt)
+    hr, vit = _silver(silver, "heart_rate").filter(flt), _silver(silver, "vitals").filter(flt)
     steps = _silver(silver, "steps").filter(flt)
-    hr = _silver(silver, "heart_rate").filter(flt)
-    f = f.join(
-        vitals.nightly_vitals(_silver(silver, "vitals").filter(flt), main),
-        on=["user_id", "sleep_date"],
-        how="left",
-    ).join(
-        vitals.day_hr(hr, _silver(silver, "workout").filter(flt)),
-        on=["user_id", "sleep_date"],
-        how="left",
+    families = (
+        lambda: hrv.nightly_hrv(rr, dev_hrv, main),
+        lambda: hrv.nightly_hr(hr, vit, main),
+        lambda: vitals.nightly_vitals(vit, main),
+        lambda: vitals.day_hr(hr, _silver(silver, "workout").filter(flt)),
+        lambda: circadian.sri(
+            sleep.sleep_intervals(eps, stages), circadian.wear_intervals(eps, steps, hr), main
+        ),
+        lambda: circadian.timing(main),
+        lambda: circadian.rest_activity_any(steps, hr, spine),
     )
-    wear = circadian.wear_intervals(eps, steps, hr)
-    f = (
-        f.join(
-            circadian.sri(sleep.sleep_intervals(eps, stages), wear, main),
-            on=["user_id", "sleep_date"],
-            how="left",
-        )
-        .join(circadian.timing(main), on=["user_id", "sleep_date"], how="left")
-        .join(
-            circadian.rest_activity_any(steps, hr, spine),
-            on=["user_id", "sleep_date"],
-            how="left",
-        )
-    )
+    f = spine.join(night, on=["user_id", "sleep_date"], how="left")
+    # One family at a time, each reduced to a row per night before the next starts: their
+    # sample-level intermediates (beats, HR samples, minutes) never sit in memory together.
+    for family in families:
+        f = f.join(family().collect().lazy(), on=["user_id", "sleep_date"], how="left")
     dip_ok = pl.col("hr_day_ok").fill_null(False) & pl.col("hr_ok").fill_null(False)
     f = f.with_columns(
         pl.when(dip_ok).then(vitals.hr_dip_pct()).alias("hr_dip_pct"), dip_ok.alias("hr_dip_ok")
