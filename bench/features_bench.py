@@ -128,19 +128,47 @@ def run_pandas(data: Path, uid: str, user, out: Path) -> None:
     nightly_features(tables).to_parquet(out)
 
 
-def child(impl: str, data: Path, out: Path) -> None:
-    users = _users(data)
+def _timed(impl: str, data: Path, uid: str, user, out: Path) -> float:
     run = run_polars if impl == "polars" else run_pandas
+    t = time.perf_counter()
+    run(data, uid, user, out)
+    return time.perf_counter() - t
+
+
+def child(impl: str, data: Path, out: Path, workers: int) -> None:
+    """One implementation over every person; with ``workers`` > 1, people in that many
+    processes. Peak memory is then the sum: this process plus ``workers`` × the largest
+    worker's peak (an upper bound on what was resident at once)."""
+    users = _users(data)
     out.mkdir(exist_ok=True)
-    per = []
     t0 = time.perf_counter()
-    for uid, user in users.items():
-        t = time.perf_counter()
-        run(data, uid, user, out / f"{uid}.parquet")
-        per.append(time.perf_counter() - t)
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futs = [
+                pool.submit(_timed, impl, data, uid, u, out / f"{uid}.parquet")
+                for uid, u in users.items()
+            ]
+            per = [f.result() for f in futs]
+    else:
+        per = [_timed(impl, data, uid, u, out / f"{uid}.parquet") for uid, u in users.items()]
     wall = time.perf_counter() - t0
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"impl": impl, "seconds": wall, "per_person": per, "peak_rss_mb": rss_mb}))
+    if workers > 1:
+        rss_mb += workers * resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(
+        json.dumps(
+            {
+                "impl": impl if workers == 1 else f"{impl} ({workers} processes)",
+                "seconds": wall,
+                "per_person": per,
+                "peak_rss_mb": rss_mb,
+            }
+        )
+    )
 
 
 def compare(pl_out: Path, pd_out: Path) -> int:
@@ -199,15 +227,19 @@ def write_readme(args: argparse.Namespace, rows: dict, nights: int, res: list[di
         + ", ".join(f"`{c}`" for c in COMPARE)
         + ".",
         "",
+        f"Median of {args.repeat} interleaved run(s); peak RSS is the largest of them.",
+        "",
         "| implementation | total (s) | per person median (s) | per person max (s) "
-        "| peak RSS (MB) |",
-        "|---|---|---|---|---|",
+        "| peak RSS (MB) | speed-up vs pandas | memory vs pandas |",
+        "|---|---|---|---|---|---|---|",
     ]
+    ref = next(r for r in res if r["impl"] == "pandas")
     for r in res:
         per = np.array(r["per_person"])
         lines.append(
             f"| {r['impl']} | {r['seconds']:.1f} | {np.median(per):.2f} | {per.max():.2f} "
-            f"| {r['peak_rss_mb']:.0f} |"
+            f"| {r['peak_rss_mb']:.0f} | {ref['seconds'] / r['seconds']:.2f}× "
+            f"| {r['peak_rss_mb'] / ref['peak_rss_mb']:.2f}× |"
         )
     lines.append("")
     readme.write_text(head + "\n".join(lines))
@@ -218,40 +250,82 @@ def main() -> None:
     ap.add_argument("--people", type=int, default=100)
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--rr-minutes", type=int, default=30)
+    ap.add_argument("--workers", type=int, default=1, help="also time polars in N processes")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per implementation (median)")
+    ap.add_argument("--keep-data", type=Path, help="generate into / reuse this folder")
+    ap.add_argument("--no-readme", action="store_true", help="print only, leave README as is")
     ap.add_argument("--child", choices=["polars", "pandas"])
     ap.add_argument("--data", type=Path)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     if args.child:
-        child(args.child, args.data, args.out)
+        child(args.child, args.data, args.out, args.workers)
         return
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp)
-        rows = generate(args.people, args.days, args.rr_minutes, data)
-        res, outs = [], {}
-        for impl in ("polars", "pandas"):
-            outs[impl] = data / f"{impl}_out"
-            p = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--child",
-                    impl,
-                    "--data",
-                    str(data),
-                    "--out",
-                    str(outs[impl]),
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-                cwd=ROOT,
-            )
-            res.append(json.loads(p.stdout.strip().splitlines()[-1]))
-        nights = compare(outs["polars"], outs["pandas"])
-    write_readme(args, rows, nights, res)
-    for r in res:
-        print(f"{r['impl']:7s} {r['seconds']:8.1f} s {r['peak_rss_mb']:8.0f} MB", flush=True)
+        data = args.keep_data or Path(tmp)
+        if args.keep_data and (data / "rows.json").exists():
+            rows = json.loads((data / "rows.json").read_text())
+        else:
+            data.mkdir(parents=True, exist_ok=True)
+            rows = generate(args.people, args.days, args.rr_minutes, data)
+            (data / "rows.json").write_text(json.dumps(rows))
+        runs = [("polars", 1), ("pandas", 1)]
+        if args.workers > 1:
+            runs.insert(1, ("polars", args.workers))
+        res: list[dict] = []
+        nights = 0
+        for rep in range(args.repeat):
+            # Interleaved, so a change in the machine's load hits every implementation alike.
+            for impl, workers in runs:
+                out = Path(tmp) / f"{impl}_{workers}_out"
+                p = subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--child",
+                        impl,
+                        "--workers",
+                        str(workers),
+                        "--data",
+                        str(data),
+                        "--out",
+                        str(out),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    cwd=ROOT,
+                )
+                r = json.loads(p.stdout.strip().splitlines()[-1])
+                r["rep"] = rep
+                res.append(r)
+                print(f"run {rep}: {r['impl']:22s} {r['seconds']:8.1f} s", file=sys.stderr)
+            ref = Path(tmp) / "pandas_1_out"
+            for impl, workers in runs:
+                if impl == "polars":
+                    nights = compare(Path(tmp) / f"{impl}_{workers}_out", ref)
+    summary = _summarise(res)
+    if not args.no_readme:
+        write_readme(args, rows, nights, summary)
+    for r in summary:
+        print(
+            f"{r['impl']:22s} {r['seconds']:8.1f} s {r['peak_rss_mb']:8.0f} MB "
+            f"runs {', '.join(f'{x:.1f}' for x in r['runs'])}",
+            flush=True,
+        )
+
+
+def _summarise(res: list[dict]) -> list[dict]:
+    """Per implementation: the median run's numbers, plus every run's total."""
+    out = []
+    for impl in dict.fromkeys(r["impl"] for r in res):
+        rs = sorted((r for r in res if r["impl"] == impl), key=lambda r: r["seconds"])
+        med = dict(rs[(len(rs) - 1) // 2])
+        med["runs"] = [r["seconds"] for r in res if r["impl"] == impl]
+        med["seconds"] = float(np.median(med["runs"]))
+        med["peak_rss_mb"] = max(r["peak_rss_mb"] for r in rs)
+        out.append(med)
+    return out
 
 
 if __name__ == "__main__":

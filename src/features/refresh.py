@@ -10,7 +10,9 @@ per time slice.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import multiprocessing
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -72,12 +74,21 @@ def load_silver(
     return resolved
 
 
+@dataclass(frozen=True)
+class _UserGold:
+    start: date | None
+    end: date | None
+    nightly: pl.DataFrame
+    load: pl.DataFrame
+
+
 def refresh_gold(
     settings: Settings,
     changed: dict[str, list[date]] | None = None,
     *,
     full: bool = False,
     derive: Derive | None = None,
+    max_workers: int = 1,
 ) -> RefreshStats:
     """Recompute ``nightly_features`` and ``daily_load`` for changed users and dates.
 
@@ -86,6 +97,8 @@ def refresh_gold(
     after writing silver is caught up. ``full`` recomputes everything for every user in the lake.
     Owed dates are cleared once their gold rows are written. ``derive(user, nightly)`` returns
     further gold tables computed from exactly the nightly rows rebuilt (the models' scores).
+    ``max_workers`` > 1 builds users in that many processes (each holds one user's silver, so
+    memory grows with it); ``derive`` and all writing stay here, one user at a time.
     """
     lake = Path(settings.lake)
     stats = RefreshStats()
@@ -95,19 +108,47 @@ def refresh_gold(
             return stats
     users = sorted(changed) if changed else store.users_in(lake)
     crashpoint("before_gold")  # silver and manifest written, gold still owed
-    for user in users:
-        dates = [] if full or not changed else changed.get(user, [])
-        start: date | None
-        end: date | None
-        if dates:
-            start, end = recompute_window(dates)
-            silver = load_silver(lake, settings, user, load_window(start, end)[0])
-        else:
-            start = end = None
-            silver = load_silver(lake, settings, user, None)
-        us = {user: settings.lake_user(user)}
-        nightly = build_nightly_features(silver, us, start, end)
-        load = build_daily_load(silver, us, start, end)
+    jobs = [(user, [] if full or not changed else changed.get(user, [])) for user in users]
+    if max_workers > 1 and len(jobs) > 1:
+        # Workers only read and compute; every write stays in this process, in user order, so
+        # the lake still has one writer and the result equals the sequential run.
+        ctx = multiprocessing.get_context("spawn")  # polars' thread pool does not survive fork
+        pool = ProcessPoolExecutor(max_workers=min(max_workers, len(jobs)), mp_context=ctx)
+        with pool:
+            futures = [pool.submit(_build_user, settings, u, d) for u, d in jobs]
+            results = (f.result() for f in futures)
+            _write_all(lake, jobs, results, stats, derive)
+    else:
+        _write_all(lake, jobs, (_build_user(settings, u, d) for u, d in jobs), stats, derive)
+    return stats
+
+
+def _build_user(settings: Settings, user: str, dates: list[date]) -> _UserGold:
+    """Both gold tables of one user: over the window ``dates`` can change, or all of it."""
+    lake = Path(settings.lake)
+    start: date | None
+    end: date | None
+    if dates:
+        start, end = recompute_window(dates)
+        silver = load_silver(lake, settings, user, load_window(start, end)[0])
+    else:
+        start = end = None
+        silver = load_silver(lake, settings, user, None)
+    us = {user: settings.lake_user(user)}
+    nightly = build_nightly_features(silver, us, start, end)
+    load = build_daily_load(silver, us, start, end)
+    return _UserGold(start, end, nightly, load)
+
+
+def _write_all(
+    lake: Path,
+    jobs: list[tuple[str, list[date]]],
+    results: Iterator[_UserGold],
+    stats: RefreshStats,
+    derive: Derive | None,
+) -> None:
+    for (user, dates), g in zip(jobs, results, strict=True):
+        start, end, nightly, load = g.start, g.end, g.nightly, g.load
         extra = derive(user, nightly) if derive is not None else {}
         with store.lake_lock(lake):
             for name, df in (("nightly_features", nightly), ("daily_load", load), *extra.items()):
@@ -117,4 +158,3 @@ def refresh_gold(
             manifest.clear_pending(lake, user, dates or None)
         stats.users.append(user)
         stats.ranges[user] = (str(start) if start else "all", str(end) if end else "all")
-    return stats

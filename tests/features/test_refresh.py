@@ -76,3 +76,28 @@ def test_gold_owed_by_a_crashed_run_is_caught_up_next_time(tmp_path):
     assert store.read(s.lake, "nightly_features").height >= 9
     assert manifest.pending(s.lake) == {}
     assert refresh_gold(s).users == []  # nothing owed any more
+
+
+@pytest.mark.slow
+def test_users_built_in_worker_processes_write_what_the_sequential_run_writes(tmp_path):
+    pop = simulate(3, 14, seed=13)
+    users = write_inbox(pop, tmp_path / "inbox")
+    s = Settings(lake=tmp_path / "lake", inbox=tmp_path / "inbox", users=users)
+    for user in sorted(users):
+        files = sorted(p for p in (tmp_path / "inbox" / user).rglob("*") if p.is_file())
+        runner.ingest_paths(files, user, s)
+    tables = ("nightly_features", "daily_load")
+
+    def gold() -> dict[str, pl.DataFrame]:
+        return {
+            t: store.read(s.lake, t).sort("user_id", store.table(t).time_column) for t in tables
+        }
+
+    seq = refresh_gold(s, None, full=True, max_workers=1)
+    sequential = gold()
+    par = refresh_gold(s, None, full=True, max_workers=2)
+    assert par.users == seq.users == sorted(users) and par.rows == seq.rows
+    for t, frame in gold().items():
+        assert frame.height == sequential[t].height > 0
+        assert frame["user_id"].n_unique() == len(users)
+        assert_frame_equal(frame, sequential[t], check_exact=False, rel_tol=1e-9, abs_tol=1e-9)
