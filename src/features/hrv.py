@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from tunewell.features.intervals import within
+from tunewell.features.intervals import in_order, within
 from tunewell.features.vitals import by_night
 
 RR_MIN_MS, RR_MAX_MS = 300.0, 2000.0
@@ -67,31 +67,11 @@ def clean_mask(rr_ms: np.ndarray, new_segment: np.ndarray) -> np.ndarray:
     return keep
 
 
-def _sorted_by_user_time(df: pl.DataFrame) -> pl.DataFrame:
-    """``df`` in (user, time) order, sorting only when it is not already in it.
-
-    Beats arrive in recording order almost always, and a two-key sort of a year of beats costs
-    more memory than the beats themselves. A single user's already ordered time column is also
-    flagged sorted, so the as-of joins downstream skip their own sort.
-    """
-    u, t = pl.col("user_id"), pl.col("start_utc")
-    ordered = ((u == u.shift(1)) & (t >= t.shift(1))) | (u > u.shift(1))
-    ok = df.height == 0 or (
-        df["start_utc"].null_count() == 0
-        and df["user_id"].null_count() == 0
-        and bool(df.select(ordered.fill_null(True).all()).item())
-    )
-    if not ok:
-        df = df.sort("user_id", "start_utc")
-    if df["start_utc"].is_sorted():
-        df = df.with_columns(t.set_sorted())
-    return df
-
-
 def clean_rr(rr: pl.LazyFrame) -> pl.DataFrame:
     """Beats sorted per user with a ``kept`` flag."""
-    df = _sorted_by_user_time(
-        rr.select("user_id", "start_utc", "rr_ms", "utc_offset_min").collect()
+    df = in_order(
+        rr.select("user_id", "start_utc", "rr_ms", "utc_offset_min").collect(),
+        ["user_id", "start_utc"],
     )
     gap = (pl.col("start_utc").diff().dt.total_microseconds() / 1e6) > SEGMENT_GAP_S
     seg = df.select(
@@ -101,18 +81,19 @@ def clean_rr(rr: pl.LazyFrame) -> pl.DataFrame:
     return df.with_columns(pl.Series("kept", keep))
 
 
-def time_domain(kept: pl.LazyFrame, by: list[str]) -> pl.LazyFrame:
+def time_domain(kept: pl.LazyFrame, by: list[str], *, presorted: bool = False) -> pl.LazyFrame:
     """RMSSD, SDNN, mean HR, pNN50 per group of kept beats (Task Force 1996 formulas).
 
-    Successive differences are taken between consecutive kept beats within the group.
+    Successive differences are taken between consecutive kept beats within the group;
+    ``presorted`` says ``kept`` is already in (``by``, start) order.
     """
     # Sorted by group, a group's beats are contiguous: the plain diff masked at group starts is
     # the per-group diff without a hash partition of every beat.
     same = pl.all_horizontal([pl.col(c) == pl.col(c).shift(1) for c in by]).fill_null(False)
     d = pl.when(same).then(pl.col("rr_ms").diff())
+    ordered = kept if presorted else kept.sort([*by, "start_utc"])
     return (
-        kept.sort([*by, "start_utc"])
-        .with_columns(d.alias("_d"))
+        ordered.with_columns(d.alias("_d"))
         .group_by(by)
         .agg(
             pl.len().alias("n_beats"),
@@ -133,22 +114,29 @@ def _assign_episode(samples: pl.LazyFrame, main: pl.LazyFrame) -> pl.LazyFrame:
 
 def windows_5min(beats: pl.DataFrame, main: pl.LazyFrame) -> pl.LazyFrame:
     """5-min clock-aligned windows of kept beats inside each main sleep, with coverage."""
-    return _windows(_assign_episode(beats.lazy(), main))
+    return _windows(_assign_episode(beats.lazy(), main).collect())
 
 
-def _windows(assigned: pl.LazyFrame) -> pl.LazyFrame:
-    b = assigned.with_columns(pl.col("start_utc").dt.truncate(WINDOW).alias("window_start"))
+def _windows(assigned: pl.DataFrame) -> pl.LazyFrame:
     by = ["user_id", "sleep_date", "window_start"]
-    td = time_domain(b.filter(pl.col("kept")), by)
+    b = in_order(
+        assigned.filter(pl.col("kept")).with_columns(
+            pl.col("start_utc").dt.truncate(WINDOW).alias("window_start")
+        ),
+        [*by, "start_utc"],
+    )
+    td = time_domain(b.lazy(), by, presorted=True)
     return td.with_columns((pl.col("rr_sum_ms") / WINDOW_MS >= MIN_COVERAGE).alias("window_ok"))
 
 
 def nightly_rr(rr: pl.LazyFrame, main: pl.LazyFrame) -> pl.LazyFrame:
     """Nightly RMSSD = median of valid 5-min RMSSD over the main sleep; kept fraction."""
     # The beats are placed in their nights once; both the kept fraction and the windows use it.
-    assigned = _assign_episode(clean_rr(rr).lazy(), main).collect().lazy()
-    kept_frac = assigned.group_by("user_id", "sleep_date").agg(
-        pl.col("kept").mean().alias("rr_kept_fraction")
+    assigned = _assign_episode(clean_rr(rr).lazy(), main).collect()
+    kept_frac = (
+        assigned.lazy()
+        .group_by("user_id", "sleep_date")
+        .agg(pl.col("kept").mean().alias("rr_kept_fraction"))
     )
     w = _windows(assigned)
     ok = pl.col("window_ok")
@@ -247,7 +235,12 @@ def nightly_hr(hr: pl.LazyFrame, vitals: pl.LazyFrame, main: pl.LazyFrame) -> pl
     """
     keys = ["user_id", "sleep_date"]
     samples = hr.filter(pl.col("context").is_in(["sample", "sleep"]) | pl.col("context").is_null())
-    s = _assign_episode(samples.select("user_id", "start_utc", "bpm"), main)
+    s = _assign_episode(
+        in_order(
+            samples.select("user_id", "start_utc", "bpm").collect(), ["user_id", "start_utc"]
+        ).lazy(),
+        main,
+    )
     b5 = (
         s.group_by(*keys, pl.col("start_utc").dt.truncate("5m").alias("b"))
         .agg(pl.col("bpm").mean().alias("m"))

@@ -33,3 +33,25 @@ def within(
         )
         .filter(pl.col(at) < pl.col(end))
     )
+
+
+def in_order(df: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """``df`` in ``keys`` order, sorting only when it is not already in it.
+
+    Samples arrive in recording order almost always, and a multi-key sort of a year of beats
+    or heart-rate samples costs more memory than the samples themselves. A single user's
+    ordered time column is also flagged sorted, so the as-of joins downstream skip their sort.
+    """
+    ordered = pl.col(keys[-1]) >= pl.col(keys[-1]).shift(1)
+    for k in reversed(keys[:-1]):
+        c, p = pl.col(k), pl.col(k).shift(1)
+        ordered = (c > p) | ((c == p) & ordered)
+    ok = df.height == 0 or (
+        all(df[k].null_count() == 0 for k in keys)
+        and bool(df.select(ordered.fill_null(True).all()).item())
+    )
+    if not ok:
+        df = df.sort(keys)
+    if df["start_utc"].is_sorted():
+        df = df.with_columns(pl.col("start_utc").set_sorted())
+    return df
