@@ -156,7 +156,14 @@ def child(impl: str, data: Path, out: Path, workers: int) -> None:
     else:
         per = [_timed(impl, data, uid, u, out / f"{uid}.parquet") for uid, u in users.items()]
     wall = time.perf_counter() - t0
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    # CPU seconds (all threads and workers): on a shared machine wall time mostly measures the
+    # neighbours' load, CPU time what the implementation itself spent.
+    cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    rss_mb = me.ru_maxrss / 1024
     if workers > 1:
         rss_mb += workers * resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(
@@ -164,6 +171,7 @@ def child(impl: str, data: Path, out: Path, workers: int) -> None:
             {
                 "impl": impl if workers == 1 else f"{impl} ({workers} processes)",
                 "seconds": wall,
+                "cpu_seconds": cpu,
                 "per_person": per,
                 "peak_rss_mb": rss_mb,
             }
@@ -230,15 +238,18 @@ def write_readme(args: argparse.Namespace, rows: dict, nights: int, res: list[di
         f"Median of {args.repeat} interleaved run(s); peak RSS is the largest of them.",
         "",
         "| implementation | total (s) | per person median (s) | per person max (s) "
-        "| peak RSS (MB) | speed-up vs pandas | memory vs pandas |",
-        "|---|---|---|---|---|---|---|",
+        "| peak RSS (MB) | CPU (s) | speed-up vs pandas (wall) | speed-up (CPU) "
+        "| memory vs pandas |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     ref = next(r for r in res if r["impl"] == "pandas")
     for r in res:
         per = np.array(r["per_person"])
         lines.append(
             f"| {r['impl']} | {r['seconds']:.1f} | {np.median(per):.2f} | {per.max():.2f} "
-            f"| {r['peak_rss_mb']:.0f} | {ref['seconds'] / r['seconds']:.2f}× "
+            f"| {r['peak_rss_mb']:.0f} | {r['cpu_seconds']:.1f} "
+            f"| {ref['seconds'] / r['seconds']:.2f}× "
+            f"| {ref['cpu_seconds'] / r['cpu_seconds']:.2f}× "
             f"| {r['peak_rss_mb'] / ref['peak_rss_mb']:.2f}× |"
         )
     lines.append("")
@@ -299,7 +310,11 @@ def main() -> None:
                 r = json.loads(p.stdout.strip().splitlines()[-1])
                 r["rep"] = rep
                 res.append(r)
-                print(f"run {rep}: {r['impl']:22s} {r['seconds']:8.1f} s", file=sys.stderr)
+                print(
+                    f"run {rep}: {r['impl']:22s} {r['seconds']:8.1f} s {r['cpu_seconds']:8.1f} "
+                    f"cpu-s {r['peak_rss_mb']:6.0f} MB",
+                    file=sys.stderr,
+                )
             ref = Path(tmp) / "pandas_1_out"
             for impl, workers in runs:
                 if impl == "polars":
@@ -309,7 +324,8 @@ def main() -> None:
         write_readme(args, rows, nights, summary)
     for r in summary:
         print(
-            f"{r['impl']:22s} {r['seconds']:8.1f} s {r['peak_rss_mb']:8.0f} MB "
+            f"{r['impl']:22s} {r['seconds']:8.1f} s {r['cpu_seconds']:8.1f} cpu-s "
+            f"{r['peak_rss_mb']:8.0f} MB "
             f"runs {', '.join(f'{x:.1f}' for x in r['runs'])}",
             flush=True,
         )
@@ -323,6 +339,7 @@ def _summarise(res: list[dict]) -> list[dict]:
         med = dict(rs[(len(rs) - 1) // 2])
         med["runs"] = [r["seconds"] for r in res if r["impl"] == impl]
         med["seconds"] = float(np.median(med["runs"]))
+        med["cpu_seconds"] = float(np.median([r.get("cpu_seconds", np.nan) for r in rs]))
         med["peak_rss_mb"] = max(r["peak_rss_mb"] for r in rs)
         out.append(med)
     return out

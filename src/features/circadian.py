@@ -72,8 +72,8 @@ def _epoch_bounds(lf: pl.LazyFrame, rule: str) -> pl.LazyFrame:
         last = pl.max_horizontal(-((-(s + dur.fill_null(0))) // EPOCH_US), first + 1)
     return lf.select(
         "user_id",
-        (first + FRAME_SHIFT_MIN).cast(pl.Int64).alias("_f"),
-        (last + FRAME_SHIFT_MIN).cast(pl.Int64).alias("_l"),
+        (first + FRAME_SHIFT_MIN).cast(pl.Int32).alias("_f"),
+        (last + FRAME_SHIFT_MIN).cast(pl.Int32).alias("_l"),
     ).filter(pl.col("_l") > pl.col("_f"))
 
 
