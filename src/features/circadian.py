@@ -258,10 +258,10 @@ def rest_activity_any(steps: pl.LazyFrame, hr: pl.LazyFrame, targets: pl.LazyFra
     )
     # HR only fills the dates steps could not: aggregate just the days those windows read
     # (a cheap date-range filter first, then the exact day set), not a whole year of samples.
-    need = need.collect()
+    need_df = need.collect()
     offs = pl.LazyFrame({"k": pl.int_range(1, RAR_DAYS + 1, eager=True).cast(pl.Int32)})
     days = (
-        need.lazy()
+        need_df.lazy()
         .join(offs, how="cross")
         .select("user_id", (pl.col("sleep_date") - pl.duration(days=pl.col("k"))).alias("date"))
         .unique()
@@ -275,7 +275,7 @@ def rest_activity_any(steps: pl.LazyFrame, hr: pl.LazyFrame, targets: pl.LazyFra
         ).dt.date()
         hr = hr.filter(local_day.is_between(lo, hi))
     hourly = hourly_hr(hr).join(days.lazy(), on=["user_id", "date"], how="semi")
-    by_hr = rest_activity(hourly, need.lazy()).collect()
+    by_hr = rest_activity(hourly, need_df.lazy()).collect()
     use_hr = by_hr.filter(pl.col("rar_n_days") >= RAR_DAYS)
     rest = by_steps.join(use_hr, on=keys, how="anti")
     return pl.concat(

@@ -158,8 +158,8 @@ def day_hr(hr: pl.LazyFrame, workouts: pl.LazyFrame) -> pl.LazyFrame:
         "user_id", "start_utc", "utc_offset_min", "bpm", "source"
     )
     t = local_time()
-    s = s.filter(t.dt.hour().is_between(DAY_START_H, DAY_END_H - 1)).collect()
-    s = in_order(s, ["user_id", "start_utc"]).lazy().with_row_index("_i")
+    daytime = s.filter(t.dt.hour().is_between(DAY_START_H, DAY_END_H - 1)).collect()
+    s = in_order(daytime, ["user_id", "start_utc"]).lazy().with_row_index("_i")
     w = workouts.select("user_id", "start_utc", "end_utc").rename(
         {"start_utc": "_w_start", "end_utc": "_w_end"}
     )
