@@ -9,7 +9,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 
-.PHONY: install demo test test-fast lint format bench soak fuzz clean
+.PHONY: install demo test test-fast lint format bench bench-quick soak fuzz clean
 
 install: $(STAMP)
 
@@ -42,7 +42,14 @@ format: install
 PEOPLE ?= 100
 bench: install
 	$(BIN)/python bench/features_bench.py --people $(PEOPLE) --days 365 --rr-minutes 30
+	$(BIN)/python bench/apple_bench.py --mb 250 1000 --repeats 3
+	$(BIN)/python bench/fit_bench.py --days 365 --repeats 3
 	$(BIN)/python bench/realdata_pass.py
+
+# Quick sizes: equal outputs only, no times worth quoting.
+bench-quick: install
+	$(BIN)/python bench/features_bench.py --people 2 --days 60 --rr-minutes 10 --no-readme
+	$(BIN)/python bench/apple_bench.py --quick
 
 # Reliability: SIGKILL the nightly path at POINTS crash points (forced + random) and compare the
 # lake with a clean run after each re-run (~1 min a point on a busy 2-core machine).

@@ -1083,8 +1083,8 @@ def dictionary_markdown() -> str:
         "",
         "Definition sources: `METRICS.md` and `DESIGN.md` are `docs/METRICS.md` and "
         "`docs/DESIGN.md` in the tunewell repository; the literature they cite is listed there. "
-        "`weekly_summary` is part of the contract but not produced yet (the coach layer "
-        "comes later).",
+        "`scores` is written by the nightly flow after the features, `weekly_summary` by "
+        "`tunewell weekly`.",
         "",
     ]
     for t in TABLES.values():
