@@ -283,7 +283,9 @@ def _interpretation(obj: dict, where: str) -> str | None:
 
 # ------------------------------------------------------------------------------ extraction
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # placeholder of an undated row, never written
+# The time given to a result that carries none, so its components are still parsed and checked;
+# such results are counted in ``undated`` (and noted) and never written to the lake.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
