@@ -35,11 +35,14 @@ def _start(cfg: Path, lake: Path, wait_s: str) -> subprocess.Popen:
     )
 
 
-def _ingest(root: Path, lake: Path, wait_s: str) -> subprocess.Popen:
+def _ingest(root: Path, cfg: Path, lake: Path, wait_s: str) -> subprocess.Popen:
+    """``tunewell ingest`` of the inbox with the same settings as the nightly runs (without
+    them the user's zone is unknown, and the rows it writes rightly differ from a clean run)."""
     user = next((root / "inbox").iterdir())
     code = "from tunewell.pipelines.cli import app; app()"
+    args = ["ingest", str(user), "--user", user.name, "--lake", str(lake), "--config", str(cfg)]
     return subprocess.Popen(
-        [sys.executable, "-c", code, "ingest", str(user), "--user", user.name, "--lake", str(lake)],
+        [sys.executable, "-c", code, *args],
         env={"TUNEWELL_LOCK_WAIT_S": wait_s, "PATH": "/usr/bin:/bin", "COLUMNS": "200"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -50,7 +53,7 @@ def _ingest(root: Path, lake: Path, wait_s: str) -> subprocess.Popen:
 def test_without_waiting_one_wins_and_the_others_name_the_holder(demo):
     root, cfg, reference = demo
     lake = root / "nowait"
-    procs = [_start(cfg, lake, "0"), _start(cfg, lake, "0"), _ingest(root, lake, "0")]
+    procs = [_start(cfg, lake, "0"), _start(cfg, lake, "0"), _ingest(root, cfg, lake, "0")]
     outs = [(p.wait(300), (p.stderr or p.stdout).read()) for p in procs]
     winners = [o for o in outs if o[0] == 0]
     losers = [o for o in outs if o[0] != 0]
@@ -67,7 +70,7 @@ def test_without_waiting_one_wins_and_the_others_name_the_holder(demo):
 def test_with_a_bounded_wait_all_three_complete_one_after_another(demo):
     root, cfg, reference = demo
     lake = root / "wait"
-    procs = [_start(cfg, lake, "600"), _start(cfg, lake, "600"), _ingest(root, lake, "600")]
+    procs = [_start(cfg, lake, "600"), _start(cfg, lake, "600"), _ingest(root, cfg, lake, "600")]
     for p in procs:
         assert p.wait(900) == 0, (p.stderr or p.stdout).read()
     assert harness.diff(reference, harness.lake_digest(lake)) == []
