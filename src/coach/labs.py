@@ -282,6 +282,15 @@ vertical-align:middle}
 .lab-context .band{fill:#dfe9df}.lab-context .pt{fill:#456}.lab-context .pt.last{fill:#123}
 .lab-context .pt.out{fill:#fff;stroke:#123;stroke-width:1.5}
 .lab-context .note{font-size:12px;color:#555}
+.lab-context svg.band-chart{max-width:100%;height:auto}
+@media (max-width:40rem){
+.lab-context thead{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
+.lab-context tr{display:block;border-bottom:2px solid #c8c8c8;padding:4px 0}
+.lab-context td{display:flex;justify-content:space-between;gap:1rem;border:0;padding:2px 0;
+text-align:right;overflow-wrap:anywhere}
+.lab-context td::before{content:attr(data-label);font-weight:600;flex:0 0 auto;text-align:left}
+.lab-context td:empty{display:none}
+}
 """
 
 
@@ -343,13 +352,15 @@ def render_html(panel: LabPanel, *, standalone: bool = False) -> str:
                 else ""
             )
             earlier = _earlier(m)
+            # data-label: on a phone each row becomes a stack of "column: value" lines
             out.append(
                 "<tr>"
-                f"<td>{e(m.label)}</td><td><time datetime='{r.day.isoformat()}'>"
-                f"{r.day.isoformat()}</time></td>"
-                f"<td>{e(r.shown)}</td><td>{e(r.range_shown)}</td>"
-                f"<td>{e(r.interpretation or '')}</td>"
-                f"<td>{band_svg(m)}"
+                f"<td data-label='marker'>{e(m.label)}</td><td data-label='date'>"
+                f"<time datetime='{r.day.isoformat()}'>{r.day.isoformat()}</time></td>"
+                f"<td data-label='result'>{e(r.shown)}</td>"
+                f'<td data-label="lab\'s range">{e(r.range_shown)}</td>'
+                f'<td data-label="lab\'s flag">{e(r.interpretation or "")}</td>'
+                f"<td data-label='last results'>{band_svg(m)}"
                 + (f"<div class='note'>earlier: {e(earlier)}</div>" if earlier else "")
                 + f"</td><td class='note'>{note}</td></tr>"
             )

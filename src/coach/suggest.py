@@ -229,26 +229,34 @@ def _flag_nights(d: PersonData, wk: IsoWeek, flag: str) -> pl.DataFrame:
     return s.filter(pl.col(flag).fill_null(False))
 
 
-def _long_latency(d: PersonData, wk: IsoWeek) -> Evidence | None:
-    hits = _flag_nights(d, wk, "flag_long_latency")
-    if hits.height < 2:
+def _flagged_median(
+    d: PersonData, wk: IsoWeek, flag: str, col: str, min_nights: int
+) -> tuple[int, float] | None:
+    """How many nights of the week the score flagged, and the median of the measure behind the
+    flag on those nights: the evidence a flag-based rule shows (None below ``min_nights``)."""
+    hits = _flag_nights(d, wk, flag)
+    if hits.height < min_nights:
         return None
-    sol = _vals(d.nights_in(wk).join(hits.select("sleep_date"), on="sleep_date"), "sol_min")
-    med = sorted(sol)[len(sol) // 2] if sol else float("nan")
-    return Evidence(round(med, 1), f"{med:.0f} min", "30 min or less", {"n": str(hits.height)})
+    v = _vals(d.nights_in(wk).join(hits.select("sleep_date"), on="sleep_date"), col)
+    return hits.height, sorted(v)[len(v) // 2] if v else float("nan")
+
+
+def _long_latency(d: PersonData, wk: IsoWeek) -> Evidence | None:
+    if (hit := _flagged_median(d, wk, "flag_long_latency", "sol_min", 2)) is None:
+        return None
+    n, med = hit
+    return Evidence(round(med, 1), f"{med:.0f} min", "30 min or less", {"n": str(n)})
 
 
 def _fragmented(d: PersonData, wk: IsoWeek) -> Evidence | None:
-    hits = _flag_nights(d, wk, "flag_fragmented")
-    if hits.height < 3:
+    if (hit := _flagged_median(d, wk, "flag_fragmented", "waso_min", 3)) is None:
         return None
-    waso = _vals(d.nights_in(wk).join(hits.select("sleep_date"), on="sleep_date"), "waso_min")
-    med = sorted(waso)[len(waso) // 2] if waso else float("nan")
+    n, med = hit
     return Evidence(
         round(med, 1),
         f"{med:.0f} min awake after falling asleep",
         "20 min or less and at most 1 awakening > 5 min",
-        {"n": str(hits.height)},
+        {"n": str(n)},
     )
 
 

@@ -376,57 +376,35 @@ def _charts(d: PersonData, wk: IsoWeek, status: str) -> list[ChartBlock]:
                 else "No balance index this period (calibrating or no markers).",
             )
         )
-    # RMSSD with SWC band
-    rm = vals("rmssd_ms")
+
+    def against_usual(
+        key: str, title: str, unit: str, series: list, band: tuple[float, float] | None
+    ) -> ChartBlock:
+        """A nightly series drawn against the person's usual range (their SWC band): RMSSD and
+        resting HR read the same way, so they share one chart and one text alternative."""
+        r = rng(series[week[0] :])
+        alt = f"{title} for the last {CHART_NIGHTS} nights" + (
+            f"; this week {r[0]:.0f}–{r[1]:.0f} {unit}" if r else "; none this week"
+        )
+        alt += f"; usual range {band[0]:.0f}–{band[1]:.0f} {unit}." if band else "; calibrating."
+        chart = charts.series_chart(
+            f"{title} ({unit}) with the usual range", alt, labels, series, band=band, highlight=week
+        )
+        return ChartBlock(
+            key,
+            title,
+            chart if any(v is not None for v in series) else None,
+            f"No {title[0].lower() + title[1:]} in the last 4 weeks.",
+        )
+
+    # RMSSD: the band is the SWC around the 60-night mean of ln RMSSD, back on the ms scale
     mu, swc = _last(n, "ln_rmssd_mu60"), _last(n, "ln_rmssd_swc")
-    band = (math.exp(mu - swc), math.exp(mu + swc)) if mu is not None and swc else None
-    r = rng(rm[week[0] :])
-    alt = f"Nightly RMSSD for the last {CHART_NIGHTS} nights" + (
-        f"; this week {r[0]:.0f}–{r[1]:.0f} ms" if r else "; none this week"
-    )
-    alt += f"; usual range (SWC band) {band[0]:.0f}–{band[1]:.0f} ms." if band else "; calibrating."
-    out.append(
-        ChartBlock(
-            "rmssd",
-            "Nightly RMSSD",
-            charts.series_chart(
-                "Nightly RMSSD (ms) with the usual range",
-                alt,
-                labels,
-                rm,
-                band=band,
-                highlight=week,
-            )
-            if r or any(v is not None for v in rm)
-            else None,
-            "No RMSSD recorded in the last 4 weeks.",
-        )
-    )
-    # resting HR
-    hr = vals("resting_hr")
+    rm_band = (math.exp(mu - swc), math.exp(mu + swc)) if mu is not None and swc else None
+    out.append(against_usual("rmssd", "Nightly RMSSD", "ms", vals("rmssd_ms"), rm_band))
     mu, swc = _last(n, "resting_hr_mu60"), _last(n, "resting_hr_swc")
-    band = (mu - swc, mu + swc) if mu is not None and swc is not None else None
-    r = rng(hr[week[0] :])
-    alt = f"Resting heart rate for the last {CHART_NIGHTS} nights" + (
-        f"; this week {r[0]:.0f}–{r[1]:.0f} bpm" if r else "; none this week"
-    )
-    alt += f"; usual range {band[0]:.0f}–{band[1]:.0f} bpm." if band else "; calibrating."
+    hr_band = (mu - swc, mu + swc) if mu is not None and swc is not None else None
     out.append(
-        ChartBlock(
-            "resting_hr",
-            "Resting heart rate",
-            charts.series_chart(
-                "Resting heart rate (bpm) with the usual range",
-                alt,
-                labels,
-                hr,
-                band=band,
-                highlight=week,
-            )
-            if any(v is not None for v in hr)
-            else None,
-            "No resting heart rate in the last 4 weeks.",
-        )
+        against_usual("resting_hr", "Resting heart rate", "bpm", vals("resting_hr"), hr_band)
     )
     # sleep duration
     tst = [v / 60 if v is not None else None for v in vals("tst_min")]

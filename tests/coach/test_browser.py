@@ -112,3 +112,39 @@ def test_print_layout_fits_a4(browser, demo_pages):
     pdf = page.pdf(format="A4")
     assert pdf[:4] == b"%PDF" and others == [] and errors == []
     page.close()
+
+
+@pytest.fixture(scope="module")
+def page_with_labs(demo_pages, tmp_path_factory):
+    """p001's page of the demo week with a lab panel: the demo lake copied, a lab sheet with an
+    out-of-range result, a text result and saliva cortisol ingested for p001, pages rebuilt."""
+    import dataclasses
+    from datetime import timedelta
+
+    from tunewell.coach.weekly import resolve_week, run_weekly
+    from tunewell.ingest.runner import ingest_paths
+    from tunewell.synth import labs as synth_labs
+
+    settings, res = demo_pages
+    root = tmp_path_factory.mktemp("with_labs")
+    shutil.copytree(settings.lake, root / "lake")
+    ours = dataclasses.replace(settings, lake=root / "lake")
+    week = resolve_week(ours, None)
+    sheet = synth_labs.write_lab_csv(root / "labs.csv", week.monday - timedelta(days=10))
+    rep = ingest_paths([sheet], "p001", ours)
+    assert [f.status for f in rep.files] == ["ingested"], [f.error for f in rep.files]
+    return run_weekly(ours, str(week)).people["p001"]
+
+
+def test_lab_panel_fits_a_phone(browser, page_with_labs):
+    page, others, errors = _open(browser, page_with_labs, 375)
+    assert others == [] and errors == []
+    panel = page.locator("#lab-context section.lab-context")
+    assert panel.count() == 1
+    assert panel.locator("tbody tr").count() >= 3
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    box = panel.bounding_box()
+    assert box and box["x"] + box["width"] <= 375.5
+    # the stacked rows still say which column a value belongs to
+    assert panel.locator("td[data-label='result']").count() >= 3
+    page.close()
