@@ -151,6 +151,25 @@ class CoachSettings:
 
 
 @dataclass(frozen=True, config=_STRICT)
+class IngestLimits:
+    """Bounds on what one input file may cost (``[limits]`` in ``tunewell.toml``). Defaults are
+    far above any real export (a decade of Apple Health is ~5 GB of XML, compressing ~10–30×) and
+    far below what a bomb claims; a user with a bigger export raises them here, in one place."""
+
+    max_member_bytes: int = Field(default=8 << 30, gt=0)  # one uncompressed archive member
+    max_total_bytes: int = Field(default=16 << 30, gt=0)  # all members of an archive, inflated
+    # uncompressed / compressed per member (deflate tops out at ~1032:1)
+    max_ratio: float = Field(default=250.0, gt=1)
+    ratio_floor_bytes: int = Field(default=1 << 20, ge=0)  # smaller members are never bombs
+    max_members: int = Field(default=100_000, gt=0)
+    max_depth: int = Field(default=2, ge=0)  # a zip in a zip in a zip is refused
+    max_fit_bytes: int = Field(default=256 << 20, gt=0)
+    max_fit_chain: int = Field(default=1_000, gt=0)  # FIT files concatenated in one
+    max_json_bytes: int = Field(default=64 << 20, gt=0)  # a larger unclaimed .json is not parsed
+    xml_prologue_bytes: int = Field(default=1 << 20, gt=0)  # how far the DTD may run
+
+
+@dataclass(frozen=True, config=_STRICT)
 class Settings:
     lake: Path = DEFAULT_LAKE
     inbox: Path = DEFAULT_INBOX
@@ -161,6 +180,7 @@ class Settings:
     config_path: Path | None = None
     # No coaches configured: the coach layer shows one roster of everyone.
     coaches: Mapping[str, CoachSettings] = field(default_factory=dict)
+    ingest_limits: IngestLimits = field(default_factory=IngestLimits)
 
     @field_validator("users", "coaches", mode="after")
     @classmethod
@@ -232,6 +252,7 @@ class _SettingsFile:
     privacy: _PrivacySection = field(default_factory=_PrivacySection)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)  # checked as UserSettings
     coaches: dict[str, CoachSettings] = field(default_factory=dict)
+    limits: IngestLimits = field(default_factory=IngestLimits)
 
 
 _FILE = TypeAdapter(_SettingsFile)
@@ -296,11 +317,13 @@ def load_settings(config: Path | str | None = None, lake: Path | str | None = No
             or parsed.privacy.pseudonymise_key,
             config_path=path if path.is_file() else None,
             coaches=parsed.coaches,
+            ingest_limits=parsed.limits,
         )
     except ValidationError as exc:
         raise SettingsError(f"{path}: {_problems(exc)}") from None
 
 
+_DEFAULT_LIMITS = IngestLimits()
 _USER_KEYS = ("tz", "tz_history", "sex", "hr_max", "hr_rest", "birth_year", "options")
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -365,6 +388,13 @@ def settings_toml(settings: Settings, base: Path | None = None) -> str:
     ]
     if settings.pseudonymise_key:
         lines += ["[privacy]", f"pseudonymise_key = {_value(settings.pseudonymise_key)}", ""]
+    changed = {
+        k: v
+        for k, v in vars(settings.ingest_limits).items()
+        if not k.startswith("_") and v != getattr(_DEFAULT_LIMITS, k)
+    }
+    if changed:
+        lines += ["[limits]", *(f"{k} = {_value(v)}" for k, v in changed.items()), ""]
     for uid, u in settings.users.items():
         lines.append(f"[users.{_key(uid)}]")
         for k in _USER_KEYS:

@@ -11,6 +11,7 @@ import pytest
 
 from tunewell.settings import (
     CoachSettings,
+    IngestLimits,
     Settings,
     SettingsError,
     UserSettings,
@@ -46,6 +47,9 @@ def _load(tmp_path: Path, text: str) -> Settings:
         ('[users.ann]\nuser_id = "bob"\n', "users.ann.user_id: unknown key"),
         ('[schedule]\ntz = "Nowhere/Town"\n', "schedule.tz"),
         ('[coaches.kim]\nname = "Kim"\nroster = ["ann"]\n', "coaches.kim.roster: unknown key"),
+        ("[limits]\nmax_totl_bytes = 1\n", "limits.max_totl_bytes: unknown key"),
+        ("[limits]\nmax_ratio = 0.5\n", "limits.max_ratio"),
+        ('[limits]\nmax_depth = "two"\n', "limits.max_depth"),
         ("[lake\n", "not valid TOML"),
     ],
 )
@@ -80,6 +84,7 @@ def test_settings_round_trip_without_loss(tmp_path: Path):
             "kim": CoachSettings(name="Kim Ö", people=("ann",)),
             "lee": CoachSettings(people=("bob.smith", "ann")),
         },
+        ingest_limits=IngestLimits(max_total_bytes=40 << 30, max_depth=3),
     )
     cfg = save_settings(s, tmp_path / "tunewell.toml")
     back = load_settings(cfg)

@@ -27,6 +27,7 @@ from tunewell.ingest.base import ReadError
 # Re-exported so callers of the ingest layer check ids in one place (the rule lives in the lake,
 # which builds every path from an id).
 from tunewell.lake.store import LakeWriteError, UnsafeUserIdError, check_user_id, is_disk_error
+from tunewell.settings import IngestLimits, Settings
 
 __all__ = [
     "Code",
@@ -79,30 +80,16 @@ class SafetyError(ReadError):
         self.details = details or {}
 
 
-@dataclass(frozen=True)
-class Limits:
-    """Bounds on what one input may cost. Defaults are far above any real export (a decade of
-    Apple Health is ~5 GB of XML, compressing ~10–30×) and far below what a bomb claims."""
-
-    max_member_bytes: int = 8 << 30  # one uncompressed archive member
-    max_total_bytes: int = 16 << 30  # all members of one archive, uncompressed
-    max_ratio: float = 250.0  # uncompressed / compressed, per member (deflate tops out ~1032)
-    ratio_floor_bytes: int = 1 << 20  # members smaller than this are never ratio bombs
-    max_members: int = 100_000
-    max_depth: int = 2  # a zip in a zip in a zip is refused
-    max_fit_bytes: int = 256 << 20
-    max_fit_chain: int = 1_000  # FIT files concatenated in one
-    max_json_bytes: int = 64 << 20  # an unclaimed .json larger than this is not parsed
-    xml_prologue_bytes: int = 1 << 20  # how far the DTD may run before the root element
+# The bounds are settings (``[limits]`` in tunewell.toml), so they are defined there, once.
+Limits = IngestLimits
 
 
 DEFAULT_LIMITS = Limits()
 
 
-def limits_for(settings: object) -> Limits:
-    """The limits a run uses: ``settings.ingest_limits`` when the settings carry one."""
-    got = getattr(settings, "ingest_limits", None)
-    return got if isinstance(got, Limits) else DEFAULT_LIMITS
+def limits_for(settings: Settings) -> Limits:
+    """The limits a run uses: the settings' ``[limits]``, else the defaults."""
+    return settings.ingest_limits
 
 
 # ------------------------------------------------------------------------------------ archives

@@ -124,6 +124,27 @@ def test_total_size_limit_is_a_setting(tmp_path):
     assert safety.inspect_zip(arc, "big.zip").members  # the defaults accept it
 
 
+def test_limits_from_tunewell_toml_reach_the_run(tmp_path):
+    """A ``[limits]`` section is what ``stage_file`` applies: the same zip is refused under a
+    small configured total and opened under the defaults."""
+    from tunewell.settings import load_settings
+
+    arc = tmp_path / "export.zip"
+    with zipfile.ZipFile(arc, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("apple_health_export/export.xml", apple_xml(200))
+    cfg = tmp_path / "tunewell.toml"
+    cfg.write_text('[lake]\npath = "lake"\n[limits]\nmax_total_bytes = 1000\n')
+    small = load_settings(cfg)
+    assert small.ingest_limits.max_total_bytes == 1000
+    rep = runner.ingest_paths([arc], "u1", small)
+    assert [(f.status, f.code) for f in rep.files] == [("quarantined", "zip_bomb")]
+    assert "limit 1,000" in rep.files[0].error
+    # under the defaults the archive is opened and its rows read (this sample's rows are
+    # hostile too, so they meet the row checks instead)
+    ok = runner.ingest_paths([arc], "u1", Settings(lake=tmp_path / "lake2"))
+    assert [f.code for f in ok.files] == ["rows_failed_validation"]
+
+
 def test_capped_stream_stops_a_lying_member():
     stream = safety.CappedStream(io.BytesIO(b"x" * 5000), "a.zip!m", cap=1000)
     with pytest.raises(safety.SafetyError) as err:
