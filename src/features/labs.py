@@ -29,17 +29,27 @@ POSITIONS = ("below", "within", "above", "no_range", "not_numeric")
 LAST_N = 5
 WAKING_FROM_H, WAKING_TO_H = 4, 12
 BEDTIME_GAP_H = (3, 16)
-# Summary columns named latest_<column> (the others are the marker's own descriptors).
-_PREFIXED = {
-    "start_utc",
-    "value",
-    "value_text",
-    "reference_low",
-    "reference_high",
-    "reference_text",
-    "interpretation",
-    "source_document",
-}
+# The latest result's columns in the summary, in order: the marker's own descriptors keep their
+# name, the result's values are latest_<column>.
+_LATEST = (
+    "code",
+    "code_system",
+    "name",
+    "specimen",
+    "unit",
+    "latest_start_utc",
+    "local_date",
+    "latest_value",
+    "latest_value_text",
+    "latest_reference_low",
+    "latest_reference_high",
+    "latest_reference_text",
+    "latest_interpretation",
+    "position",
+    "range_pos_pct",
+    "out_of_range",
+    "latest_source_document",
+)
 
 
 def prepare(lab: pl.LazyFrame | pl.DataFrame, as_of: date | None = None) -> pl.LazyFrame:
@@ -98,28 +108,7 @@ def marker_summary(
     latest = rows.group_by("user_id", "marker").agg(
         pl.len().alias("n_results"),
         pl.col("start_utc").first().alias("first_utc"),
-        *(
-            pl.col(c).last().alias(f"latest_{c}" if c in _PREFIXED else c)
-            for c in (
-                "code",
-                "code_system",
-                "name",
-                "specimen",
-                "unit",
-                "start_utc",
-                "local_date",
-                "value",
-                "value_text",
-                "reference_low",
-                "reference_high",
-                "reference_text",
-                "interpretation",
-                "position",
-                "range_pos_pct",
-                "out_of_range",
-                "source_document",
-            )
-        ),
+        *(pl.col(c.removeprefix("latest_")).last().alias(c) for c in _LATEST),
     )
     same_unit = (
         rows.join(
