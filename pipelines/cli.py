@@ -1,4 +1,4 @@
-"""The ``tunewell`` command line: demo, ingest, nightly, query.
+"""The ``tunewell`` command line: demo, ingest, nightly, query, server, serve.
 
 Thin by design: each command parses options, calls the same plain functions the flows use, and
 prints a summary a person can act on (what came in, what was rejected and why, where it went).
@@ -186,24 +186,83 @@ def ingest(
         console.print(f"lake: [bold]{settings.lake}[/]   report: {path}")
 
 
+RunnerOpt = Annotated[
+    str,
+    typer.Option(
+        "--runner",
+        help="default (threads in this process) | sequential (one task at a time) | dask "
+        "(a Dask cluster, `scale` extra)",
+    ),
+]
+DaskAddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dask-address",
+        help="Dask scheduler (tcp://host:8786); without it --runner dask starts a local "
+        "cluster of 2 workers",
+    ),
+]
+
+
+def _run_nightly(runner: str, dask_address: str | None, **params) -> QualityReport:
+    """The nightly flow on the chosen runner (Dask workers share one local API when no
+    PREFECT_API_URL is set)."""
+    from tunewell.pipelines.nightly import nightly as flow
+    from tunewell.pipelines.runners import Runner, shared_api, with_runner
+
+    try:
+        kind = Runner(runner)
+        run = with_runner(flow, kind, dask_address)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    with shared_api(kind), _second_writer_exits():
+        return run(runner_name=kind.value, **params)
+
+
 @app.command()
 def nightly(
     lake: LakeOpt = None,
     config: ConfigOpt = None,
     inbox: Annotated[Path | None, typer.Option(help="Inbox folder (<inbox>/<user>/…)")] = None,
     full: Annotated[bool, typer.Option(help="Recompute all gold rows")] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", help="Backfill: re-derive gold from this date (YYYY-MM-DD) onwards"
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option("--until", help="Backfill: last date to re-derive (default: the last one)"),
+    ] = None,
+    user: Annotated[
+        list[str] | None, typer.Option("--user", help="Backfill only these users (repeatable)")
+    ] = None,
+    runner: RunnerOpt = "default",
+    dask_address: DaskAddressOpt = None,
 ) -> None:
     """Run the nightly flow once: new inbox files → silver → features → quality report."""
     _quiet_prefect()
-    from tunewell.pipelines.nightly import nightly as flow
-
-    with _second_writer_exits():
-        rep = flow(
-            config=str(config) if config else None,
-            lake=str(lake) if lake else None,
-            inbox=str(inbox) if inbox else None,
-            full=full,
-        )
+    try:
+        since_d = date.fromisoformat(since) if since else None
+        until_d = date.fromisoformat(until) if until else None
+    except ValueError as exc:
+        raise typer.BadParameter(f"--since/--until: {exc}") from None
+    if (until_d or user) and since_d is None:
+        raise typer.BadParameter("--until and --user need --since")
+    if since_d and until_d and until_d < since_d:
+        raise typer.BadParameter("--until is before --since")
+    rep = _run_nightly(
+        runner,
+        dask_address,
+        config=str(config) if config else None,
+        lake=str(lake) if lake else None,
+        inbox=str(inbox) if inbox else None,
+        full=full,
+        since=since_d,
+        until=until_d,
+        users=user or None,
+    )
     _print_run(rep)
     console.print(f"report: {rep.report_path}")
 
@@ -219,6 +278,8 @@ def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo inbox and settings")] = Path(
         "data/demo"
     ),
+    runner: RunnerOpt = "default",
+    dask_address: DaskAddressOpt = None,
 ) -> None:
     """Generate synthetic people in real vendor formats and run the nightly flow on them."""
     _quiet_prefect()
@@ -235,10 +296,8 @@ def demo(
     console.print(f"wrote {n_files} files in real vendor formats to {inbox}")
     settings = Settings(lake=Path(lake), inbox=inbox, users=user_settings)
     cfg = save_settings(settings, out / "tunewell.toml")
-    from tunewell.pipelines.nightly import nightly as flow
-
-    with console.status("running the nightly flow (Prefect, temporary local API)"):
-        rep = flow(config=str(cfg), lake=str(lake), inbox=str(inbox))
+    with console.status(f"running the nightly flow (Prefect, runner: {runner})"):
+        rep = _run_nightly(runner, dask_address, config=str(cfg), lake=str(lake), inbox=str(inbox))
     _print_run(rep)
     _print_outputs(Path(lake), time.perf_counter() - t0, rep)
     _demo_weekly(cfg, Path(lake))
@@ -273,6 +332,66 @@ def _print_outputs(lake: Path, seconds: float, rep: QualityReport) -> None:
         f'query it:        tunewell query --lake {lake} "select * from nightly_features limit 5"'
     )
     console.print(f"done in {seconds:.0f} s")
+
+
+DEFAULT_SERVER_PORT = 4200
+
+
+@app.command()
+def server(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1")] = DEFAULT_SERVER_PORT,
+) -> None:
+    """Run a local Prefect server (UI and API) on loopback, for `tunewell serve`."""
+    import subprocess
+    import sys
+
+    _quiet_prefect()
+    url = f"http://127.0.0.1:{port}"
+    console.print(
+        f"Prefect UI: {url}   then, in another shell: PREFECT_API_URL={url}/api tunewell serve"
+    )
+    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+    cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
+    with contextlib.suppress(KeyboardInterrupt):
+        raise typer.Exit(subprocess.call([*cmd, "--port", str(port)], env=env))
+
+
+@app.command()
+def serve(
+    lake: LakeOpt = None,
+    config: ConfigOpt = None,
+    inbox: Annotated[Path | None, typer.Option(help="Inbox folder (<inbox>/<user>/…)")] = None,
+    every: Annotated[
+        float | None,
+        typer.Option(
+            "--every", help="Run every N seconds instead of the schedules (to watch it work)"
+        ),
+    ] = None,
+) -> None:
+    """Serve the scheduled flows (nightly 03:00 in [schedule] tz) until interrupted."""
+    _quiet_prefect()
+    if not os.environ.get("PREFECT_API_URL"):
+        console.print(
+            "[red]tunewell serve needs a Prefect server[/]: run `tunewell server` and set "
+            f"PREFECT_API_URL=http://127.0.0.1:{DEFAULT_SERVER_PORT}/api (schedules do not run "
+            "on the temporary API)"
+        )
+        raise typer.Exit(1)
+    from tunewell.pipelines.serve import SCHEDULES
+    from tunewell.pipelines.serve import serve as serve_flows
+
+    settings = load_settings(config, lake)
+    params = {
+        "config": str(Path(config).resolve()) if config else None,
+        "lake": str(settings.lake)
+        if "://" in str(settings.lake)
+        else str(Path(settings.lake).resolve()),
+        "inbox": str(Path(inbox).resolve()) if inbox else None,
+    }
+    for s in SCHEDULES:
+        when = f"every {every:g} s" if every else f"{s.cron} ({settings.schedule_tz})"
+        console.print(f"serving {s.name}: {when}")
+    serve_flows(settings, params, every=every)
 
 
 @app.command()
@@ -328,7 +447,9 @@ def query(
     if fmt not in ("table", "csv", "json"):
         raise typer.BadParameter("--format must be table, csv or json")
     settings = load_settings(config, lake)
-    if not (Path(settings.lake) / "DICTIONARY.md").exists():
+    from tunewell.lake.paths import lake_path
+
+    if not (lake_path(settings.lake) / "DICTIONARY.md").exists():
         console.print(
             f"[red]no tunewell lake at {settings.lake}[/] (give --lake, set TUNEWELL_LAKE, or "
             "run `tunewell demo`, whose lake is data/demo/lake)"

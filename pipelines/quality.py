@@ -21,6 +21,7 @@ from tunewell.ingest.runner import RunReport
 from tunewell.lake import store
 from tunewell.lake.manifest import FileStatus
 from tunewell.lake.merge import resolve_silver
+from tunewell.lake.paths import lake_path
 from tunewell.lake.store import atomic_write_bytes
 from tunewell.lake.timezones import local_date
 from tunewell.settings import Settings
@@ -110,6 +111,8 @@ class QualityReport:
     # Filled by the nightly flow after the gold refresh and the write.
     gold_refresh: RefreshStats | None = None
     report_path: Path | None = None
+    # The run report published as a Prefect artifact (pipelines/run_report.py).
+    run_markdown: str | None = None
 
     def count(self, status: FileStatus) -> int:
         return self.run.count(status)
@@ -130,6 +133,8 @@ class QualityReport:
             out["gold_refresh"] = {"users": g.users, "rows": g.rows, "ranges": g.ranges}
         if self.report_path is not None:
             out["report_path"] = str(self.report_path)
+        if self.run_markdown is not None:
+            out["run_markdown"] = self.run_markdown
         return out
 
 
@@ -165,7 +170,7 @@ def gold_coverage(lake: Path, users: list[str]) -> list[GoldLine]:
 
 
 def build_report(run: RunReport, settings: Settings) -> QualityReport:
-    lake = Path(settings.lake)
+    lake = lake_path(settings.lake)
     users = sorted({f.user_id for f in run.files}) or store.users_in(lake)
     cov = coverage(lake, users) if users else pl.DataFrame()
     return QualityReport(
@@ -281,7 +286,7 @@ def to_markdown(rep: QualityReport) -> str:
 def write_report(rep: QualityReport, lake: Path) -> Path:
     """Write ``reports/quality-<time>.{json,md}`` and ``reports/quality-latest.md``."""
     stamp = rep.generated_at.replace(":", "").replace("+0000", "Z")
-    base = Path(lake) / "reports"
+    base = lake_path(lake) / "reports"
     md = to_markdown(rep)
     atomic_write_bytes(
         base / f"quality-{stamp}.json", json.dumps(rep.to_dict(), indent=1, default=str).encode()

@@ -38,6 +38,8 @@ from pydantic import (
 )
 from pydantic.dataclasses import dataclass
 
+from tunewell.lake.paths import RemotePath, is_url, lake_path
+
 DEFAULT_LAKE = Path("data/lake")
 DEFAULT_INBOX = Path("data/inbox")
 # Dedicated sleep/HRV wearables first, then watches, then phones and self-tracking exports.
@@ -171,7 +173,8 @@ class IngestLimits:
 
 @dataclass(frozen=True, config=_STRICT)
 class Settings:
-    lake: Path = DEFAULT_LAKE
+    # A folder, or an fsspec URL (s3://bucket/lake) for a lake on object storage.
+    lake: Path | RemotePath = DEFAULT_LAKE
     inbox: Path = DEFAULT_INBOX
     source_priority: tuple[str, ...] = DEFAULT_PRIORITY
     users: Mapping[str, UserSettings] = field(default_factory=dict)
@@ -181,6 +184,11 @@ class Settings:
     # No coaches configured: the coach layer shows one roster of everyone.
     coaches: Mapping[str, CoachSettings] = field(default_factory=dict)
     ingest_limits: IngestLimits = field(default_factory=IngestLimits)
+
+    @field_validator("lake", mode="before")
+    @classmethod
+    def _lake(cls, v: Any) -> Any:
+        return lake_path(v) if isinstance(v, str) else v
 
     @field_validator("users", "coaches", mode="after")
     @classmethod
@@ -294,7 +302,14 @@ def load_settings(config: Path | str | None = None, lake: Path | str | None = No
             return p if p.is_absolute() else base / p
         return default
 
-    lake_path = Path(lake) if lake else _path(parsed.lake.path, "TUNEWELL_LAKE", DEFAULT_LAKE)
+    raw_lake = lake or os.environ.get("TUNEWELL_LAKE") or parsed.lake.path
+    lake_at: Path | RemotePath = (
+        lake_path(str(raw_lake))  # an fsspec URL stays a URL
+        if raw_lake and is_url(raw_lake)
+        else Path(lake)
+        if lake
+        else _path(parsed.lake.path, "TUNEWELL_LAKE", DEFAULT_LAKE)
+    )
     inbox_path = _path(parsed.inbox.path, "TUNEWELL_INBOX", DEFAULT_INBOX)
     users = {}
     for uid, raw_user in parsed.users.items():
@@ -308,7 +323,7 @@ def load_settings(config: Path | str | None = None, lake: Path | str | None = No
             raise SettingsError(f"{path}: {_problems(exc, ('users', uid))}") from None
     try:
         return Settings(
-            lake=lake_path,
+            lake=lake_at,
             inbox=inbox_path,
             source_priority=parsed.sources.priority,
             users=users,
@@ -340,7 +355,7 @@ def _value(v: Any) -> str:
         return repr(v)
     if isinstance(v, datetime | date | time):
         return v.isoformat()
-    if isinstance(v, Path):
+    if isinstance(v, Path | RemotePath):
         return json.dumps(v.as_posix())
     if isinstance(v, str):
         return json.dumps(v, ensure_ascii=False)
@@ -355,7 +370,7 @@ def _value(v: Any) -> str:
 
 def _rel(p: Path, base: Path | None) -> Path:
     """``p`` as the loader will resolve it from a file in ``base``: relative where it can be."""
-    if base is None:
+    if base is None or isinstance(p, RemotePath):
         return p
     try:
         return Path(os.path.relpath(p.resolve(), base.resolve()))

@@ -29,6 +29,7 @@ from tunewell.features.build import (
 from tunewell.lake import manifest, store
 from tunewell.lake.crash import crashpoint
 from tunewell.lake.merge import resolve_silver
+from tunewell.lake.paths import lake_path
 from tunewell.settings import Settings
 
 FEATURE_INPUTS = (
@@ -75,11 +76,71 @@ def load_silver(
 
 
 @dataclass(frozen=True)
-class _UserGold:
-    start: date | None
-    end: date | None
-    nightly: pl.DataFrame
-    load: pl.DataFrame
+class UserPlan:
+    """What one user's refresh must recompute: ``dates`` that changed (empty: everything)."""
+
+    user: str
+    dates: tuple[date, ...] = ()
+
+    @property
+    def window(self) -> tuple[date | None, date | None]:
+        return recompute_window(self.dates) if self.dates else (None, None)
+
+
+@dataclass
+class UserGold:
+    """One user's recomputed gold rows, built anywhere (a worker process, a Dask worker) and
+    written by the one writer, so the per-user work scales out while the lake keeps one writer."""
+
+    plan: UserPlan
+    tables: dict[str, pl.DataFrame] = field(default_factory=dict)
+
+
+def plan_refresh(
+    settings: Settings, changed: dict[str, list[date]] | None = None, *, full: bool = False
+) -> list[UserPlan]:
+    """Per user, the dates to recompute: ``changed``, else what the lake records as owed."""
+    lake = lake_path(settings.lake)
+    if changed is None and not full:
+        changed = manifest.pending(lake)
+        if not changed:
+            return []
+    users = sorted(changed) if changed else store.users_in(lake)
+    crashpoint("before_gold")  # silver and manifest written, gold still owed
+    return [
+        UserPlan(user, () if full or not changed else tuple(sorted(set(changed.get(user, [])))))
+        for user in users
+    ]
+
+
+def build_user(settings: Settings, plan: UserPlan, derive: Derive | None = None) -> UserGold:
+    """Both feature tables of one user over the window its dates can change (or all of it),
+    reading the lake and writing nothing; ``derive(user, nightly)`` adds the tables computed
+    from exactly those nightly rows (the models' scores)."""
+    lake = lake_path(settings.lake)
+    start, end = plan.window
+    silver = load_silver(lake, settings, plan.user, load_window(start, end)[0] if start else None)
+    us = {plan.user: settings.lake_user(plan.user)}
+    nightly = build_nightly_features(silver, us, start, end)
+    tables = {"nightly_features": nightly, "daily_load": build_daily_load(silver, us, start, end)}
+    if derive is not None:
+        tables |= derive(plan.user, nightly)
+    return UserGold(plan, tables)
+
+
+def write_user(settings: Settings, gold: UserGold, stats: RefreshStats) -> None:
+    """Upsert one user's gold rows under the lake lock, then forget the dates they covered
+    (a crash in between leaves them owed, and the next run redoes all of them)."""
+    lake = lake_path(settings.lake)
+    with store.lake_lock(lake):
+        for name, df in gold.tables.items():
+            crashpoint("feature_write")
+            store.upsert(lake, name, df)
+            stats.rows[name] = stats.rows.get(name, 0) + df.height
+        manifest.clear_pending(lake, gold.plan.user, list(gold.plan.dates) or None)
+    start, end = gold.plan.window
+    stats.users.append(gold.plan.user)
+    stats.ranges[gold.plan.user] = (str(start) if start else "all", str(end) if end else "all")
 
 
 def refresh_gold(
@@ -100,61 +161,47 @@ def refresh_gold(
     ``max_workers`` > 1 builds users in that many processes (each holds one user's silver, so
     memory grows with it); ``derive`` and all writing stay here, one user at a time.
     """
-    lake = Path(settings.lake)
     stats = RefreshStats()
-    if changed is None and not full:
-        changed = manifest.pending(lake)
-        if not changed:
-            return stats
-    users = sorted(changed) if changed else store.users_in(lake)
-    crashpoint("before_gold")  # silver and manifest written, gold still owed
-    jobs = [(user, [] if full or not changed else changed.get(user, [])) for user in users]
-    if max_workers > 1 and len(jobs) > 1:
+    plans = plan_refresh(settings, changed, full=full)
+    if max_workers > 1 and len(plans) > 1:
         # Workers only read and compute; every write stays in this process, in user order, so
         # the lake still has one writer and the result equals the sequential run.
         ctx = multiprocessing.get_context("spawn")  # polars' thread pool does not survive fork
-        pool = ProcessPoolExecutor(max_workers=min(max_workers, len(jobs)), mp_context=ctx)
+        pool = ProcessPoolExecutor(max_workers=min(max_workers, len(plans)), mp_context=ctx)
         with pool:
-            futures = [pool.submit(_build_user, settings, u, d) for u, d in jobs]
-            results = (f.result() for f in futures)
-            _write_all(lake, jobs, results, stats, derive)
+            futures = [pool.submit(build_user, settings, p) for p in plans]
+            for f in futures:
+                gold = f.result()
+                if derive is not None:
+                    gold.tables |= derive(gold.plan.user, gold.tables["nightly_features"])
+                write_user(settings, gold, stats)
     else:
-        _write_all(lake, jobs, (_build_user(settings, u, d) for u, d in jobs), stats, derive)
+        for plan in plans:
+            write_user(settings, build_user(settings, plan, derive), stats)
     return stats
 
 
-def _build_user(settings: Settings, user: str, dates: list[date]) -> _UserGold:
-    """Both gold tables of one user: over the window ``dates`` can change, or all of it."""
-    lake = Path(settings.lake)
-    start: date | None
-    end: date | None
-    if dates:
-        start, end = recompute_window(dates)
-        silver = load_silver(lake, settings, user, load_window(start, end)[0])
-    else:
-        start = end = None
-        silver = load_silver(lake, settings, user, None)
-    us = {user: settings.lake_user(user)}
-    nightly = build_nightly_features(silver, us, start, end)
-    load = build_daily_load(silver, us, start, end)
-    return _UserGold(start, end, nightly, load)
+def backfill_dates(
+    settings: Settings, since: date, until: date | None = None, users: list[str] | None = None
+) -> dict[str, list[date]]:
+    """Every date of ``since..until`` (default: the last date in the lake) for the users, as a
+    ``changed`` map: a backfill re-derives the range as if all of it had just received data,
+    so the rows after it whose rolling windows reach into it are refreshed too."""
+    lake = lake_path(settings.lake)
+    users = users if users is not None else store.users_in(lake)
+    out: dict[str, list[date]] = {}
+    for user in users:
+        end = until or _last_gold_date(lake, user) or since
+        if end >= since:
+            out[user] = [since + timedelta(days=i) for i in range((end - since).days + 1)]
+    return out
 
 
-def _write_all(
-    lake: Path,
-    jobs: list[tuple[str, list[date]]],
-    results: Iterator[_UserGold],
-    stats: RefreshStats,
-    derive: Derive | None,
-) -> None:
-    for (user, dates), g in zip(jobs, results, strict=True):
-        start, end, nightly, load = g.start, g.end, g.nightly, g.load
-        extra = derive(user, nightly) if derive is not None else {}
-        with store.lake_lock(lake):
-            for name, df in (("nightly_features", nightly), ("daily_load", load), *extra.items()):
-                crashpoint("feature_write")
-                store.upsert(lake, name, df)
-                stats.rows[name] = stats.rows.get(name, 0) + df.height
-            manifest.clear_pending(lake, user, dates or None)
-        stats.users.append(user)
-        stats.ranges[user] = (str(start) if start else "all", str(end) if end else "all")
+def _last_gold_date(lake: Path, user: str) -> date | None:
+    last = None
+    for name in ("nightly_features", "daily_load"):
+        col = store.table(name).time_column
+        d = store.scan(lake, name, [user]).select(pl.col(col).max()).collect().item()
+        if d is not None and (last is None or d > last):
+            last = d
+    return last

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import shutil
 import tempfile
 import threading
@@ -38,6 +39,7 @@ from tunewell.ingest.registry import SnifferError, detect, guess_format, read_he
 from tunewell.lake import manifest
 from tunewell.lake.crash import crashpoint
 from tunewell.lake.manifest import FileStatus, QuarantineStage
+from tunewell.lake.paths import RemotePath, lake_path
 from tunewell.lake.schemas import CONTEXT_ONLY
 from tunewell.lake.store import (
     LakeWriteError,
@@ -162,7 +164,15 @@ def private_display(cand: Candidate, settings: Settings) -> str:
 def _staging(lake: Path, sha: str, user_id: str) -> Path:
     # Per user too: the same file delivered for two people is staged twice, not shared (a shared
     # folder let the second staging overwrite the first's rows: one person's night was lost).
-    return Path(lake) / "staging" / f"{sha[:20]}-{user_id}"
+    lake = lake_path(lake)
+    if isinstance(lake, RemotePath):
+        # Staging is scratch space on a file system (spilled Parquet, a member's bytes): for a
+        # lake on object storage it lives on this machine (or on TUNEWELL_STAGING, a folder all
+        # Dask workers share), one folder per lake.
+        root = Path(os.environ.get("TUNEWELL_STAGING") or Path(tempfile.gettempdir()))
+        tag = hashlib.sha256(str(lake).encode()).hexdigest()[:12]
+        return root / f"tunewell-staging-{tag}" / f"{sha[:20]}-{user_id}"
+    return lake / "staging" / f"{sha[:20]}-{user_id}"
 
 
 def _quarantine(
@@ -201,7 +211,7 @@ def stage_file(
     depth: int = 0,
 ) -> list[StagedFile]:
     """Read one file (or every member of an archive no reader claims) into staging."""
-    lake = Path(settings.lake)
+    lake = lake_path(settings.lake)
     display = display or str(path)
     t0 = time.perf_counter()
     sha = manifest.sha256_file(path)
@@ -338,7 +348,7 @@ def _stage_zip(
     """An archive no reader claims whole: stage its members one by one (they keep their bytes
     in staging, so the temporary extraction can go). Members the plan refused (zip slip,
     symlinks, encrypted, duplicates) are quarantined one by one; the others are read."""
-    lake = Path(settings.lake)
+    lake = lake_path(settings.lake)
     limits = safety.limits_for(settings)
     out: list[StagedFile] = []
     res = FileResult(display, sha, user.user_id, "zip", FileStatus.STAGED)
@@ -402,7 +412,7 @@ def _stage_zip(
 
 def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
     """Validate the run's staged rows per table, upsert what passed, record the manifest."""
-    lake = Path(settings.lake)
+    lake = lake_path(settings.lake)
     report = RunReport()
     live = [s for s in staged if s.tables and s.result.status == FileStatus.STAGED]
     by_table: dict[str, list[pl.DataFrame]] = {}
@@ -503,7 +513,7 @@ def _note_dates(report: RunReport, df: pl.DataFrame) -> None:
 
 
 def _write_bad_rows(lake: Path, tbl: str, bad: pl.DataFrame) -> None:
-    qdir = secure_mkdir(Path(lake) / "quarantine" / "rows")
+    qdir = secure_mkdir(lake_path(lake) / "quarantine" / "rows")
     buf = io.BytesIO()
     bad.write_parquet(buf)
     atomic_write_bytes(qdir / f"{tbl}-{uuid.uuid4().hex[:12]}.parquet", buf.getvalue())

@@ -18,6 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from tunewell.lake.crash import crashpoint
+from tunewell.lake.paths import RemotePath, lake_path
 from tunewell.lake.store import (
     FILE_MODE,
     LakeWriteError,
@@ -72,7 +73,7 @@ class ManifestEntry:
 
 def _entry_path(lake: Path, sha: str, user_id: str) -> Path:
     # Keyed by file *and* user: one research file (Fitabase) can hold several participants.
-    return Path(lake) / "manifest" / sha[:2] / f"{sha}.{check_user_id(user_id)}.json"
+    return lake_path(lake) / "manifest" / sha[:2] / f"{sha}.{check_user_id(user_id)}.json"
 
 
 def lookup(lake: Path, sha: str, user_id: str) -> ManifestEntry | None:
@@ -91,7 +92,7 @@ def record(lake: Path, entry: ManifestEntry) -> None:
 
 
 def entries(lake: Path) -> list[ManifestEntry]:
-    base = Path(lake) / "manifest"
+    base = lake_path(lake) / "manifest"
     return [ManifestEntry(**json.loads(p.read_text())) for p in sorted(base.glob("*/*.json"))]
 
 
@@ -114,12 +115,16 @@ class QuarantineReason:
 
 def quarantine(lake: Path, src: Path | None, reason: QuarantineReason) -> Path:
     """Copy the rejected file into ``<lake>/quarantine/`` with its reason as JSON beside it."""
-    qdir = secure_mkdir(Path(lake) / "quarantine")
+    qdir = secure_mkdir(lake_path(lake) / "quarantine")
     # Per user: the same broken file delivered for two people has two reasons, not one.
     user = check_user_id(reason.user_id)
     name = f"{reason.sha256[:12]}-{user}-{Path(reason.file).name.replace('!', '_')}"
     dest = qdir / name
-    if src is not None and Path(src).exists() and not dest.exists():
+    if isinstance(dest, RemotePath):
+        # One PUT is the object store's atomic replace: no temp object, no rename.
+        if src is not None and Path(src).exists() and not dest.exists():
+            atomic_write_bytes(dest, Path(src).read_bytes())
+    elif src is not None and Path(src).exists() and not dest.exists():
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
         try:
             shutil.copyfile(src, tmp)
@@ -140,7 +145,7 @@ def quarantine(lake: Path, src: Path | None, reason: QuarantineReason) -> Path:
 def release(lake: Path, sha: str, user_id: str | None = None) -> int:
     """Remove a file's quarantine copy and reason once a retry has ingested it (only that
     user's, when given: the same file may still be quarantined for someone else)."""
-    qdir = Path(lake) / "quarantine"
+    qdir = lake_path(lake) / "quarantine"
     gone = 0
     for p in qdir.glob(f"{sha[:12]}-{check_user_id(user_id) + '-' if user_id else ''}*"):
         p.unlink()
@@ -149,7 +154,7 @@ def release(lake: Path, sha: str, user_id: str | None = None) -> int:
 
 
 def quarantined(lake: Path) -> list[QuarantineReason]:
-    qdir = Path(lake) / "quarantine"
+    qdir = lake_path(lake) / "quarantine"
     out = []
     for p in sorted(qdir.glob("*.json")):
         # A quarantined .json input's copy also ends in .json: only reason documents count.
@@ -169,7 +174,7 @@ def quarantined(lake: Path) -> list[QuarantineReason]:
 
 
 def _pending_path(lake: Path, user_id: str) -> Path:
-    return Path(lake) / "manifest" / "gold_pending" / f"{check_user_id(user_id)}.json"
+    return lake_path(lake) / "manifest" / "gold_pending" / f"{check_user_id(user_id)}.json"
 
 
 def add_pending(lake: Path, changed: dict[str, list[date]]) -> None:
@@ -184,7 +189,7 @@ def add_pending(lake: Path, changed: dict[str, list[date]]) -> None:
 
 
 def pending(lake: Path) -> dict[str, list[date]]:
-    base = Path(lake) / "manifest" / "gold_pending"
+    base = lake_path(lake) / "manifest" / "gold_pending"
     return {
         p.stem: [date.fromisoformat(d) for d in json.loads(p.read_text())]
         for p in sorted(base.glob("*.json"))

@@ -13,11 +13,19 @@ import duckdb
 import polars as pl
 
 from tunewell.lake import store
+from tunewell.lake.paths import RemotePath, lake_path
 from tunewell.lake.schemas import TABLES
 
 
 def connect(lake: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
+    if isinstance(lake_path(lake), RemotePath):
+        # DuckDB's own S3 reader (httpfs) is an extension it downloads; read the objects over
+        # fsspec instead and hand DuckDB the Arrow tables.
+        for name in TABLES:
+            con.register(f"__arrow_{name}", store.read(lake, name).to_arrow())
+            con.execute(f"create view {name} as select * from __arrow_{name}")
+        return con
     # Spilled query state is health data too: owner-only, never ./.tmp in whatever folder
     # the analyst happens to be in.
     try:
@@ -41,7 +49,7 @@ def connect(lake: Path) -> duckdb.DuckDBPyConnection:
 
 
 def run_query(lake: Path, sql: str) -> pl.DataFrame:
-    con = connect(Path(lake))
+    con = connect(lake_path(lake))
     try:
         return con.sql(sql).pl()
     finally:

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from tunewell.lake.crash import crashpoint
 from tunewell.lake.frames import empty, to_arrow
+from tunewell.lake.paths import RemotePath, lake_path
 from tunewell.lake.schemas import TABLES, dictionary_markdown, table
 
 FILE_MODE = 0o600
@@ -79,6 +80,8 @@ def check_user_id(user_id: str) -> str:
 
 def secure_mkdir(path: Path) -> Path:
     """Create ``path`` (and parents inside the lake) owner-only."""
+    if isinstance(path, RemotePath):
+        return path  # no folders in an object store
     old = os.umask(0o077)
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -98,7 +101,16 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write via temp file + fsync + rename, so readers never see a partial file. A full or
-    read-only disk raises ``LakeWriteError`` naming the path, with the old file intact."""
+    read-only disk raises ``LakeWriteError`` naming the path, with the old file intact.
+
+    On object storage there is no rename, and none is needed: one PUT replaces the object
+    atomically (readers get the old or the new one), so the bytes are sent in a single PUT.
+    """
+    if isinstance(path, RemotePath):
+        crashpoint("before_put")
+        _put(path, data)
+        crashpoint("after_put")
+        return
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         secure_mkdir(path.parent)
@@ -126,6 +138,11 @@ def _replace(tmp: Path, path: Path) -> None:
     tmp.replace(path)
 
 
+def _put(path: RemotePath, data: bytes) -> None:
+    """The commit point of every write to object storage (tests simulate a crash here)."""
+    path.write_bytes(data)
+
+
 def _fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
@@ -136,7 +153,7 @@ def _fsync_dir(path: Path) -> None:
 
 
 def table_dir(lake: Path, name: str) -> Path:
-    return Path(lake) / table(name).layer / name
+    return lake_path(lake) / table(name).layer / name
 
 
 def _write_parquet_atomic(path: Path, tbl: pa.Table) -> None:
@@ -239,7 +256,9 @@ def replace_partitions(
 
 
 def read_partition(path: Path, name: str, user: str) -> pl.DataFrame:
-    tbl = pq.read_table(path)
+    tbl = pq.read_table(
+        pa.BufferReader(path.read_bytes()) if isinstance(path, RemotePath) else path
+    )
     df = pl.from_arrow(tbl)
     assert isinstance(df, pl.DataFrame)
     return df.with_columns(pl.lit(user, dtype=pl.String).alias("user_id")).select(table(name).names)
@@ -253,6 +272,12 @@ def scan(lake: Path, name: str, users: list[str] | None = None) -> pl.LazyFrame:
         files = [f for f in files if f.parent.parent.name.removeprefix("user_id=") in users]
     if not files:
         return empty(name).lazy()
+    if isinstance(base, RemotePath):
+        # Read over fsspec (the same credentials and endpoint as the writes), one object each.
+        parts = [
+            read_partition(f, name, f.parent.parent.name.removeprefix("user_id=")) for f in files
+        ]
+        return pl.concat(parts, how="vertical_relaxed").lazy()
     lf = pl.scan_parquet(
         files,
         hive_partitioning=True,
@@ -268,14 +293,14 @@ def read(lake: Path, name: str, users: list[str] | None = None) -> pl.DataFrame:
 def users_in(lake: Path) -> list[str]:
     found: set[str] = set()
     for layer in ("silver", "gold"):
-        for p in (Path(lake) / layer).glob("*/user_id=*"):
+        for p in (lake_path(lake) / layer).glob("*/user_id=*"):
             found.add(p.name.removeprefix("user_id="))
     return sorted(found)
 
 
 def init_lake(lake: Path) -> Path:
     """Create the lake folders and write the data dictionary (idempotent)."""
-    lake = Path(lake)
+    lake = lake_path(lake)
     secure_mkdir(lake)
     for sub in ("silver", "gold", "manifest", "quarantine", "reports"):
         secure_mkdir(lake / sub)
@@ -301,7 +326,7 @@ def lake_lock(lake: Path, *, wait_s: float | None = None) -> Iterator[Path]:
         yield lake
 
 
-_RUNS: dict[Path, int] = {}
+_RUNS: dict[Path | RemotePath, int] = {}
 
 
 @contextlib.contextmanager
@@ -311,7 +336,7 @@ def run_lock(lake: Path, *, wait_s: float | None = None) -> Iterator[Path]:
     A second run waits up to ``TUNEWELL_LOCK_WAIT_S`` seconds, then exits naming the holder.
     Re-entrant within a process (a flow's tasks run in threads of the run that holds it)."""
     lake = init_lake(lake)
-    key = lake.resolve()
+    key = lake if isinstance(lake, RemotePath) else lake.resolve()
     if _RUNS.get(key):
         _RUNS[key] += 1
         try:
@@ -331,6 +356,10 @@ def run_lock(lake: Path, *, wait_s: float | None = None) -> Iterator[Path]:
 def _flock(lake: Path, path: Path, wait_s: float | None, what: str) -> Iterator[None]:
     if wait_s is None:  # by default a second writer is told at once, not left hanging
         wait_s = float(os.environ.get("TUNEWELL_LOCK_WAIT_S", "0"))
+    if isinstance(path, RemotePath):
+        with _object_lock(lake, path, wait_s, what):
+            yield
+        return
     deadline = time.monotonic() + wait_s
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
@@ -373,6 +402,8 @@ def sweep_temp_files(lake: Path) -> int:
     is gone). Readers never see them (hidden, not ``part-0.parquet``); this keeps them from piling
     up. A live process's temporary file is left alone: it may be about to be renamed."""
     gone = 0
+    if isinstance(lake, RemotePath):
+        return 0  # a PUT leaves no temporary object behind
     for p in Path(lake).rglob(".*.tmp"):
         m = _TMP.match(p.name)
         if m is None or _alive(int(m.group(1))):
@@ -393,10 +424,55 @@ def _alive(pid: int) -> bool:
     return True
 
 
+# A lock object older than this is taken to belong to a dead writer (object stores cannot tell
+# whether its holder still lives, as flock can). Longer than the nightly flow's own timeout.
+OBJECT_LOCK_TTL_S = 6 * 60 * 60
+
+
+@contextlib.contextmanager
+def _object_lock(lake: RemotePath, path: RemotePath, wait_s: float, what: str) -> Iterator[None]:
+    """One writer on object storage: create ``<lake>/.lock`` with a conditional PUT
+    (``If-None-Match: *``), which the store grants to exactly one of any number of racing
+    writers; delete it when done. DESIGN.md explains the stale-lock rule and its limits."""
+    ttl = float(os.environ.get("TUNEWELL_LOCK_TTL_S", OBJECT_LOCK_TTL_S))
+    token = f"{socket.gethostname()} {os.getpid()} {time.time():.0f} {os.urandom(8).hex()}"
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            path.create_exclusive(f"{token}\n".encode())
+            break
+        except FileExistsError:
+            holder = _lock_holder(path)
+            if holder and _expired(holder, ttl):
+                with contextlib.suppress(FileNotFoundError):
+                    if _lock_holder(path) == holder:  # still the same dead holder
+                        path.unlink()
+                continue
+            if time.monotonic() >= deadline:
+                raise LakeLockedError(
+                    f"the lake at {lake} is {what} ({holder or 'unknown holder'}); wait for it "
+                    "to finish, or set "
+                    "TUNEWELL_LOCK_WAIT_S to wait for it"
+                ) from None
+            time.sleep(0.5)
+    try:
+        yield
+    finally:
+        if _lock_holder(path) == token:
+            path.unlink(missing_ok=True)
+
+
+def _expired(holder: str, ttl: float) -> bool:
+    try:
+        return time.time() - float(holder.split()[2]) > ttl
+    except (IndexError, ValueError):
+        return False
+
+
 def _lock_holder(path: Path) -> str | None:
     try:
         return path.read_text().strip() or None
-    except OSError:
+    except (OSError, FileNotFoundError):
         return None
 
 

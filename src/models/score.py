@@ -20,6 +20,7 @@ import polars as pl
 from tunewell.features.refresh import RefreshStats, refresh_gold
 from tunewell.lake import store
 from tunewell.lake.frames import conform, empty
+from tunewell.lake.paths import lake_path
 from tunewell.lake.schemas import table
 from tunewell.models import balance, sleep_quality
 from tunewell.settings import Settings, UserSettings
@@ -95,7 +96,7 @@ def score_nights(
 
 def derive_scores(settings: Settings):
     """The ``derive`` hook of ``features.refresh.refresh_gold``: scores for the rebuilt rows."""
-    lake = Path(settings.lake)
+    lake = lake_path(settings.lake)
 
     def derive(user: str, nightly: pl.DataFrame) -> dict[str, pl.DataFrame]:
         model = sleep_model_for(lake, user)
@@ -113,7 +114,7 @@ def refresh(
 
 def rescore(settings: Settings, users: list[str] | None = None) -> int:
     """Score every stored night again (after a new default or personal model): upsert by id."""
-    lake = Path(settings.lake)
+    lake = lake_path(settings.lake)
     n = 0
     for user in users or store.users_in(lake):
         nightly = store.scan(lake, "nightly_features", [user]).collect()
