@@ -32,8 +32,12 @@ app = typer.Typer(
 )
 console = Console()
 
+# A string, not a Path: the lake may be an fsspec URL (s3://bucket/lake), which Path would mangle.
 LakeOpt = Annotated[
-    Path | None, typer.Option("--lake", help="Lake folder (default: $TUNEWELL_LAKE or data/lake)")
+    str | None,
+    typer.Option(
+        "--lake", help="Lake folder or s3://bucket/prefix (default: $TUNEWELL_LAKE or data/lake)"
+    ),
 ]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="tunewell.toml to use")]
 
