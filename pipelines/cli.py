@@ -156,8 +156,7 @@ def ingest(
     """Ingest exports for one user. Exits 0 when the run completed, even if files were
     quarantined (their reasons are printed and kept in <lake>/quarantine/)."""
     from tunewell.ingest import runner
-    from tunewell.models.score import refresh as refresh_gold
-    from tunewell.pipelines import quality
+    from tunewell.pipelines import steps
 
     settings = load_settings(config, lake)
     if tz:
@@ -169,25 +168,26 @@ def ingest(
     with _second_writer_exits():
         cands = list(runner.discover(paths, user))
         runner.safety.check_user_id(settings.user(user).user_id)
+    request = steps.NightlyRequest(
+        options=options, retry_quarantined=retry_quarantined, gold=features
+    )
     with _progress() as prog, _second_writer_exits():
         task = prog.add_task("reading", total=len(cands))
-        report = runner.ingest_candidates(
-            cands,
-            settings,
-            options=options,
-            retry_quarantined=retry_quarantined,
-            on_file=lambda c: prog.advance(task),
-        )
-    if features:
-        with console.status("updating features"), _second_writer_exits():
-            refresh_gold(settings)  # this run's changes and any a crashed run left owed
-    rep = quality.build_report(report, settings)
-    path = quality.write_report(rep, settings.lake)
+
+        def advance(step, item) -> None:
+            if step is steps.stage_one:
+                prog.advance(task)
+            elif step is steps.build_gold:
+                prog.update(task, description="updating features")
+
+        # The nightly flow's own path (steps.run_nightly), in this process: ingest, this run's
+        # gold and any a crashed run left owed, the touched weeks' summaries, both reports.
+        rep = steps.run_nightly(settings, cands, request, steps.InProcess(advance))
     if as_json:
         console.print_json(json.dumps(rep.to_dict(), default=str))
     else:
         _print_run(rep)
-        console.print(f"lake: [bold]{settings.lake}[/]   report: {path}")
+        console.print(f"lake: [bold]{settings.lake}[/]   report: {rep.report_path}")
 
 
 RunnerOpt = Annotated[
@@ -208,19 +208,31 @@ DaskAddressOpt = Annotated[
 ]
 
 
-def _run_nightly(runner: str, dask_address: str | None, **params) -> QualityReport:
-    """The nightly flow on the chosen runner (Dask workers share one local API when no
-    PREFECT_API_URL is set)."""
-    from tunewell.pipelines.nightly import nightly as flow
-    from tunewell.pipelines.runners import Runner, shared_api, with_runner
+@contextlib.contextmanager
+def _on_runner(runner: str, dask_address: str | None):
+    """Yields ``wrap(flow)``: the flow on the chosen task runner. Dask workers and this process
+    share one API (a temporary local one when no PREFECT_API_URL is set) for every flow run in
+    the block."""
+    from tunewell.pipelines.runners import Runner, shared_api, task_runner
 
     try:
         kind = Runner(runner)
-        run = with_runner(flow, kind, dask_address)
+        tr = task_runner(kind, dask_address)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+
+    def wrap(flow):
+        return flow if tr is None else flow.with_options(task_runner=tr)
+
     with shared_api(kind), _second_writer_exits():
-        return run(runner_name=kind.value, **params)
+        yield wrap
+
+
+def _run_nightly(runner: str, dask_address: str | None, **params) -> QualityReport:
+    from tunewell.pipelines.nightly import nightly as flow
+
+    with _on_runner(runner, dask_address) as wrap:
+        return wrap(flow)(runner_name=runner, **params)
 
 
 @app.command()
@@ -300,19 +312,19 @@ def demo(
     console.print(f"wrote {n_files} files in real vendor formats to {inbox}")
     settings = Settings(lake=Path(lake), inbox=inbox, users=user_settings)
     cfg = save_settings(settings, out / "tunewell.toml")
-    with console.status(f"running the nightly flow (Prefect, runner: {runner})"):
-        rep = _run_nightly(runner, dask_address, config=str(cfg), lake=str(lake), inbox=str(inbox))
-    _print_run(rep)
-    _print_outputs(Path(lake), time.perf_counter() - t0, rep)
-    _demo_weekly(cfg, Path(lake))
-
-
-def _demo_weekly(cfg: Path, lake: Path) -> None:
-    """The demo ends where a coach starts: the weekly pages of the latest complete week."""
+    from tunewell.pipelines.nightly import nightly as nightly_flow
     from tunewell.pipelines.weekly import weekly as weekly_flow
 
-    with console.status("writing the weekly coach pages"):
-        res = weekly_flow(config=str(cfg), lake=str(lake))
+    with _on_runner(runner, dask_address) as wrap:
+        with console.status(f"running the nightly flow (Prefect, runner: {runner})"):
+            rep = wrap(nightly_flow)(
+                config=str(cfg), lake=str(lake), inbox=str(inbox), runner_name=runner
+            )
+        _print_run(rep)
+        _print_outputs(Path(lake), time.perf_counter() - t0, rep)
+        # The demo ends where a coach starts: the weekly pages of the latest complete week.
+        with console.status("writing the weekly coach pages"):
+            res = wrap(weekly_flow)(config=str(cfg), lake=str(lake))
     console.print(f"weekly pages:    {res['folder']}")
     console.print(f"roster page:     {res['roster']}")
 
@@ -372,7 +384,8 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Serve the scheduled flows (nightly 03:00 in [schedule] tz) until interrupted."""
+    """Serve the scheduled flows (nightly 03:00, weekly Monday 06:00, in [schedule] tz) until
+    interrupted."""
     _quiet_prefect()
     if not os.environ.get("PREFECT_API_URL"):
         console.print(
@@ -384,6 +397,9 @@ def serve(
     from tunewell.pipelines.serve import SCHEDULES
     from tunewell.pipelines.serve import serve as serve_flows
 
+    # A scheduled run that finds another still writing the lake (a long nightly when the weekly
+    # is due) waits for it, up to an hour, instead of failing.
+    os.environ.setdefault("TUNEWELL_LOCK_WAIT_S", "3600")
     settings = load_settings(config, lake)
     params = {
         "config": str(Path(config).resolve()) if config else None,
@@ -408,6 +424,8 @@ def weekly(
     ] = None,
     lake: LakeOpt = None,
     config: ConfigOpt = None,
+    runner: RunnerOpt = "default",
+    dask_address: DaskAddressOpt = None,
 ) -> None:
     """Write the weekly coach pages: a roster and a page per person, in HTML and Markdown,
     under <lake>/reports/weekly/<week>/ (also stored as gold weekly_summary)."""
@@ -421,13 +439,15 @@ def weekly(
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--week") from None
     settings = load_settings(config, lake)
-    if not (Path(settings.lake) / "DICTIONARY.md").exists():
+    from tunewell.lake.paths import lake_path
+
+    if not (lake_path(settings.lake) / "DICTIONARY.md").exists():
         console.print(
             f"[red]no tunewell lake at {settings.lake}[/] (give --lake or run `tunewell demo`)"
         )
         raise typer.Exit(1)
-    with _second_writer_exits():
-        res = weekly_flow(
+    with _on_runner(runner, dask_address) as wrap:
+        res = wrap(weekly_flow)(
             config=str(config) if config else None, lake=str(settings.lake), week=week
         )
     console.print(f"week {res['week']}: {len(res['people'])} person pages in {res['folder']}")
@@ -496,6 +516,8 @@ def train(
         Path | None,
         typer.Option("--out", help="Where the default model and cards go (default: the package)"),
     ] = None,
+    runner: RunnerOpt = "default",
+    dask_address: DaskAddressOpt = None,
 ) -> None:
     """Train the default sleep-quality model on PMData (and write both model cards), or with
     --user a personal calibration, kept only if it beats the default on the person's later
@@ -508,8 +530,8 @@ def train(
     if not user and not (shared_data / "pmdata").exists():
         console.print(f"[red]no PMData at {shared_data / 'pmdata'}[/] (give --shared-data)")
         raise typer.Exit(1)
-    with console.status("training"), _second_writer_exits():
-        res = flow(
+    with console.status("training"), _on_runner(runner, dask_address) as wrap:
+        res = wrap(flow)(
             shared_data=str(shared_data),
             out_dir=str(out_dir),
             user=user,

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunewell.features.refresh import RefreshStats
+from tunewell.lake.manifest import FileStatus
+from tunewell.pipelines.quality import QualityReport
 
 RUN_ARTIFACT_KEY = "tunewell-nightly-run"
 QUALITY_ARTIFACT_KEY = "tunewell-quality-report"
@@ -36,31 +38,29 @@ class RunSummary:
     notes: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_run(
+    def from_report(
         cls,
-        rep: dict,
-        gold: RefreshStats,
+        rep: QualityReport,
         seconds: float,
-        quality_path: Path | str,
         *,
         runner: str = "default",
         backfill: tuple[str, str] | None = None,
     ) -> RunSummary:
-        tables = rep.get("tables", {})
+        run, gold = rep.run, rep.gold_refresh or RefreshStats()
         return cls(
-            files_seen=rep["files_seen"],
-            ingested=rep["ingested"],
-            already_seen=rep["already_seen"],
-            quarantined=rep["quarantined"],
-            skipped=rep["skipped"],
-            rows_new={t: s["inserted"] for t, s in tables.items() if s["inserted"]},
-            rows_updated={t: s["updated"] for t, s in tables.items() if s["updated"]},
-            quarantine_reasons=[q["error"] for q in rep.get("quarantine_reasons", [])],
+            files_seen=len(run.files),
+            ingested=run.count(FileStatus.INGESTED),
+            already_seen=run.count(FileStatus.ALREADY_SEEN),
+            quarantined=run.count(FileStatus.QUARANTINED),
+            skipped=run.count(FileStatus.SKIPPED),
+            rows_new={t: s.inserted for t, s in sorted(run.tables.items()) if s.inserted},
+            rows_updated={t: s.updated for t, s in sorted(run.tables.items()) if s.updated},
+            quarantine_reasons=[q.error for q in rep.quarantine_reasons],
             users_updated=list(gold.users),
             gold_rows=dict(gold.rows),
             gold_ranges=dict(gold.ranges),
             seconds=seconds,
-            quality_report=str(quality_path),
+            quality_report=str(rep.report_path or ""),
             runner=runner,
             backfill=backfill,
         )

@@ -1,9 +1,10 @@
 """Schedules: the flows as Prefect deployments, served by one long-running process.
 
-``tunewell serve`` registers each deployment with the Prefect server at ``PREFECT_API_URL`` and
-runs their scheduled runs as they come due (a subprocess per run, so one bad night never takes
-the server down). Times are in ``[schedule] tz`` from the settings, so "03:00" stays 03:00 local
-across daylight-saving changes. Adding a flow is one line in ``SCHEDULES``.
+``tunewell serve`` registers each deployment (nightly 03:00, weekly Monday 06:00) with the
+Prefect server at ``PREFECT_API_URL`` and runs their scheduled runs as they come due (a
+subprocess per run, so one bad night never takes the server down). Times are in
+``[schedule] tz`` from the settings, so "03:00" stays 03:00 local across daylight-saving
+changes. Adding a flow is one line in ``SCHEDULES``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.schedules import Cron, Interval
 
 from tunewell.pipelines.nightly import nightly
+from tunewell.pipelines.weekly import weekly
 from tunewell.settings import Settings
 
 
@@ -28,7 +30,7 @@ class Scheduled:
 
 SCHEDULES: tuple[Scheduled, ...] = (
     Scheduled(nightly, "tunewell-nightly", "0 3 * * *"),  # after the devices' overnight sync
-    # Scheduled(weekly, "tunewell-weekly", "0 6 * * 1"),  # Monday 06:00, once a weekly flow exists
+    Scheduled(weekly, "tunewell-weekly", "0 6 * * 1"),  # Monday 06:00: last week's pages
 )
 
 
@@ -52,7 +54,10 @@ def deployments(
             s.flow.to_deployment(
                 name=s.name,
                 schedules=[schedule],
-                parameters=parameters,
+                # Each flow gets the parameters it takes (the weekly flow has no inbox).
+                parameters={
+                    k: v for k, v in parameters.items() if k in s.flow.parameters.properties
+                },
                 description=f"tunewell {s.name} ({s.cron} {settings.schedule_tz})",
                 tags=["tunewell"],
                 # A run still going when the next is due waits for it (one writer per lake, and

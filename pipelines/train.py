@@ -156,9 +156,11 @@ def train(
     if user:
         res = t_train_personal(load_settings(config, lake), user)
         return {"personal": res}
-    r = t_train_default(Path(shared_data) / "pmdata", Path(out_dir))
-    card = t_balance_card(Path(shared_data), Path(out_dir))
-    return {"default": r, "balance_card": card}
+    # Submitted, not called: the two are independent, so the flow's task runner (threads, or a
+    # Dask cluster with --runner dask) runs them side by side.
+    r = t_train_default.submit(Path(shared_data) / "pmdata", Path(out_dir))
+    card = t_balance_card.submit(Path(shared_data), Path(out_dir))
+    return {"default": r.result(), "balance_card": card.result()}
 
 
 @flow(name="tunewell-evaluate", log_prints=True)

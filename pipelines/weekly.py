@@ -13,7 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from tunewell.coach import weekly as coach
 from tunewell.coach.summary import PersonWeek
 from tunewell.coach.week import IsoWeek
-from tunewell.lake.store import init_lake
+from tunewell.lake.store import init_lake, run_lock
 from tunewell.settings import Settings, load_settings
 
 
@@ -47,11 +47,13 @@ def weekly(config: str | None = None, lake: str | None = None, week: str | None 
     """Summarise the week for everyone in the lake and write the coach's pages."""
     settings = load_settings(config, lake)
     init_lake(settings.lake)
-    wk = pick_week(settings, week)
-    users = find_people(settings)
-    people = summarise.map(users, settings=unmapped(settings), week=unmapped(wk)).result()
-    rows = store_summaries(settings, people)
-    pages = write_pages(settings, wk, people)
+    with run_lock(settings.lake):  # not while a nightly run is changing what it summarises
+        wk = pick_week(settings, week)
+        users = find_people(settings)
+        # One task per person: the flow's task runner (threads, or Dask) spreads them.
+        people = summarise.map(users, settings=unmapped(settings), week=unmapped(wk)).result()
+        rows = store_summaries(settings, people)
+        pages = write_pages(settings, wk, people)
     return {
         "week": pages.week,
         "folder": str(pages.folder),

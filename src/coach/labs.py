@@ -31,6 +31,7 @@ import polars as pl
 from tunewell.features.labs import LAST_N, cortisol_ratios, marker_history, marker_summary
 from tunewell.lake import store
 from tunewell.lake.merge import resolve
+from tunewell.lake.paths import lake_path
 
 DISCLAIMER = (
     "Lab results are shown for context only, as the lab reported them and against the lab's "
@@ -153,7 +154,7 @@ def build_panel(
     last_n: int = LAST_N,
 ) -> LabPanel:
     """The panel of one person from the lake, with results up to ``as_of`` (local date)."""
-    lf = store.scan(Path(lake), "lab_result", [user_id])
+    lf = store.scan(lake_path(lake), "lab_result", [user_id])
     rows = resolve("lab_result", lf, priority).collect()
     return panel_from_frame(rows, user_id, as_of, last_n=last_n)
 

@@ -7,6 +7,7 @@ person). ``pipelines/weekly.py`` runs these as Prefect tasks.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -14,9 +15,10 @@ import polars as pl
 from tunewell.coach import report
 from tunewell.coach.suggest import RULES_VERSION
 from tunewell.coach.summary import PersonWeek, summarise
-from tunewell.coach.week import IsoWeek, default_week, load_person
+from tunewell.coach.week import HISTORY_DAYS, IsoWeek, default_week, load_person
 from tunewell.lake import store
 from tunewell.lake.frames import empty, record_ids
+from tunewell.lake.paths import lake_path
 from tunewell.lake.schemas import table
 from tunewell.settings import Settings
 
@@ -32,18 +34,34 @@ class WeeklyPages:
 
 
 def resolve_week(settings: Settings, week: str | None) -> IsoWeek:
-    return IsoWeek.parse(week) if week else default_week(Path(settings.lake))
+    return IsoWeek.parse(week) if week else default_week(lake_path(settings.lake))
 
 
 def people_in(settings: Settings) -> list[str]:
     """Everyone with nightly features in the lake (lake ids)."""
-    lake = Path(settings.lake)
+    lake = lake_path(settings.lake)
     base = store.table_dir(lake, "nightly_features")
     return sorted(p.name.removeprefix("user_id=") for p in base.glob("user_id=*"))
 
 
 def summarise_person(settings: Settings, user_id: str, week: IsoWeek) -> PersonWeek:
-    return summarise(load_person(Path(settings.lake), user_id, week), week)
+    return summarise(load_person(lake_path(settings.lake), user_id, week), week)
+
+
+def weeks_to_refresh(
+    settings: Settings, user_id: str, start: date | None, end: date | None
+) -> list[IsoWeek]:
+    """The weeks with nights whose summary can change when gold rows in ``start..end`` changed
+    (every week with nights when the range is open). A week's summary reads the nights from
+    ``HISTORY_DAYS`` before its Sunday up to that Sunday, so a late night moves its own week and
+    the weeks whose history holds it, and no week before it."""
+    nights = store.scan(lake_path(settings.lake), "nightly_features", [user_id])
+    days = nights.select("sleep_date").unique().collect()["sleep_date"].to_list()
+    weeks = sorted({IsoWeek.of(d) for d in days}, key=lambda w: w.monday)
+    if start is None or end is None:
+        return weeks
+    history = timedelta(days=HISTORY_DAYS)
+    return [w for w in weeks if w.sunday >= start and w.sunday - history <= end]
 
 
 def summary_rows(people: list[PersonWeek]) -> pl.DataFrame:
@@ -76,7 +94,7 @@ def summary_rows(people: list[PersonWeek]) -> pl.DataFrame:
 def store_summaries(settings: Settings, people: list[PersonWeek]) -> int:
     """Upsert one row per person and week: re-running a week replaces its rows."""
     df = summary_rows(people)
-    with store.lake_lock(Path(settings.lake)) as lake:
+    with store.lake_lock(lake_path(settings.lake)) as lake:
         store.upsert(lake, "weekly_summary", df)
     return df.height
 
@@ -95,7 +113,7 @@ def write_pages(
     people: list[PersonWeek],
     lab_slot: report.LabProvider | None = None,
 ) -> WeeklyPages:
-    lake = Path(settings.lake)
+    lake = lake_path(settings.lake)
     lab_slot = lab_slot or report.lab_provider(settings.source_priority)
     folder = store.secure_mkdir(lake / "reports" / "weekly" / str(week))
     res = WeeklyPages(str(week), folder, folder / "index.html", summaries=len(people))

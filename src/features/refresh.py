@@ -11,7 +11,7 @@ per time slice.
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -119,7 +119,8 @@ def build_user(settings: Settings, plan: UserPlan, derive: Derive | None = None)
     from exactly those nightly rows (the models' scores)."""
     lake = lake_path(settings.lake)
     start, end = plan.window
-    silver = load_silver(lake, settings, plan.user, load_window(start, end)[0] if start else None)
+    first = load_window(start, end)[0] if start and end else None
+    silver = load_silver(lake, settings, plan.user, first)
     us = {plan.user: settings.lake_user(plan.user)}
     nightly = build_nightly_features(silver, us, start, end)
     tables = {"nightly_features": nightly, "daily_load": build_daily_load(silver, us, start, end)}
@@ -128,19 +129,31 @@ def build_user(settings: Settings, plan: UserPlan, derive: Derive | None = None)
     return UserGold(plan, tables)
 
 
-def write_user(settings: Settings, gold: UserGold, stats: RefreshStats) -> None:
+def write_user(
+    settings: Settings, gold: UserGold, stats: RefreshStats, *, clear: bool = True
+) -> None:
     """Upsert one user's gold rows under the lake lock, then forget the dates they covered
-    (a crash in between leaves them owed, and the next run redoes all of them)."""
+    (a crash in between leaves them owed, and the next run redoes all of them). ``clear=False``
+    leaves them owed for a caller that derives more from these rows first (``clear_owed``)."""
     lake = lake_path(settings.lake)
     with store.lake_lock(lake):
         for name, df in gold.tables.items():
             crashpoint("feature_write")
             store.upsert(lake, name, df)
             stats.rows[name] = stats.rows.get(name, 0) + df.height
-        manifest.clear_pending(lake, gold.plan.user, list(gold.plan.dates) or None)
+        if clear:
+            manifest.clear_pending(lake, gold.plan.user, list(gold.plan.dates) or None)
     start, end = gold.plan.window
     stats.users.append(gold.plan.user)
     stats.ranges[gold.plan.user] = (str(start) if start else "all", str(end) if end else "all")
+
+
+def clear_owed(settings: Settings, plans: list[UserPlan]) -> None:
+    """Forget the owed dates of ``plans`` once everything derived from them is written."""
+    lake = lake_path(settings.lake)
+    with store.lake_lock(lake):
+        for plan in plans:
+            manifest.clear_pending(lake, plan.user, list(plan.dates) or None)
 
 
 def refresh_gold(

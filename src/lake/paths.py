@@ -15,16 +15,27 @@ storage"). Credentials and endpoints come from the usual environment (``AWS_ACCE
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+import os
+from collections.abc import Generator
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+    # For the type checker a remote path is a Path: every lake function takes either, and
+    # ``isinstance(p, RemotePath)`` marks the few places that differ. At run time it is not one
+    # (a Path method it lacks fails loudly instead of touching the local disk).
+    _PathBase = Path
+else:
+    _PathBase = object
 
 
 def is_url(value: object) -> bool:
     return isinstance(value, RemotePath) or "://" in str(value)
 
 
-def lake_path(value: str | Path | RemotePath) -> Path | RemotePath:
+def lake_path(value: str | Path) -> Path:
     """The lake (or a path inside it) as the right kind of path."""
     if isinstance(value, RemotePath | Path):
         return value
@@ -42,7 +53,7 @@ def _fs(protocol: str) -> Any:
     return fsspec.filesystem(protocol, **kwargs)
 
 
-class RemotePath:
+class RemotePath(_PathBase):
     """The few ``pathlib`` operations the lake uses, on an fsspec URL."""
 
     __slots__ = ("key", "protocol")
@@ -59,7 +70,7 @@ class RemotePath:
     def _new(self, key: str) -> RemotePath:
         return RemotePath(f"{self.protocol}://{key}")
 
-    def __truediv__(self, part: str | Path) -> RemotePath:
+    def __truediv__(self, part: str | os.PathLike[str]) -> RemotePath:
         return self._new(f"{self.key}/{str(part).strip('/')}")
 
     def __str__(self) -> str:
@@ -74,7 +85,7 @@ class RemotePath:
     def __hash__(self) -> int:
         return hash(str(self))
 
-    def __lt__(self, other: RemotePath) -> bool:
+    def __lt__(self, other: PurePath) -> bool:
         return str(self) < str(other)
 
     def as_posix(self) -> str:
@@ -108,23 +119,25 @@ class RemotePath:
     def is_file(self) -> bool:
         return bool(self.fs.isfile(self.key))
 
-    def glob(self, pattern: str) -> Iterator[RemotePath]:
+    def glob(self, pattern: str) -> Generator[RemotePath, None, None]:
         for key in self.fs.glob(f"{self.key}/{pattern}"):
             yield self._new(key)
 
-    def iterdir(self) -> Iterator[RemotePath]:
+    def iterdir(self) -> Generator[RemotePath, None, None]:
         for key in self.fs.ls(self.key, detail=False):
             yield self._new(key)
 
     def read_bytes(self) -> bytes:
         return self.fs.cat_file(self.key)
 
-    def read_text(self) -> str:
-        return self.read_bytes().decode()
+    def read_text(self, encoding: str | None = None, errors: str | None = None) -> str:
+        return self.read_bytes().decode(encoding or "utf-8", errors or "strict")
 
-    def write_bytes(self, data: bytes) -> None:
+    def write_bytes(self, data: Buffer) -> int:  # Buffer: collections.abc from Python 3.12
         """One PUT of the whole object (the store's commit point on object storage)."""
-        self.fs.pipe_file(self.key, data)
+        body = bytes(data)
+        self.fs.pipe_file(self.key, body)
+        return len(body)
 
     def create_exclusive(self, data: bytes) -> None:
         """PUT only if no object exists (``If-None-Match: *``); FileExistsError otherwise."""
@@ -146,8 +159,8 @@ class RemotePath:
             if not missing_ok:
                 raise
 
-    def mkdir(self, parents: bool = False, exist_ok: bool = False) -> None:
+    def mkdir(self, mode: int = 0o777, parents: bool = False, exist_ok: bool = False) -> None:
         """Object stores have no folders: a key's prefix exists once an object is under it."""
 
-    def chmod(self, mode: int) -> None:
+    def chmod(self, mode: int, *, follow_symlinks: bool = True) -> None:
         """Access to a bucket is the bucket's policy, not a file mode."""

@@ -357,7 +357,7 @@ def _flock(lake: Path, path: Path, wait_s: float | None, what: str) -> Iterator[
     if wait_s is None:  # by default a second writer is told at once, not left hanging
         wait_s = float(os.environ.get("TUNEWELL_LOCK_WAIT_S", "0"))
     if isinstance(path, RemotePath):
-        with _object_lock(lake, path, wait_s, what):
+        with _object_lock(path, wait_s, what):
             yield
         return
     deadline = time.monotonic() + wait_s
@@ -430,7 +430,7 @@ OBJECT_LOCK_TTL_S = 6 * 60 * 60
 
 
 @contextlib.contextmanager
-def _object_lock(lake: RemotePath, path: RemotePath, wait_s: float, what: str) -> Iterator[None]:
+def _object_lock(path: RemotePath, wait_s: float, what: str) -> Iterator[None]:
     """One writer on object storage: create ``<lake>/.lock`` with a conditional PUT
     (``If-None-Match: *``), which the store grants to exactly one of any number of racing
     writers; delete it when done. DESIGN.md explains the stale-lock rule and its limits."""
@@ -450,9 +450,8 @@ def _object_lock(lake: RemotePath, path: RemotePath, wait_s: float, what: str) -
                 continue
             if time.monotonic() >= deadline:
                 raise LakeLockedError(
-                    f"the lake at {lake} is {what} ({holder or 'unknown holder'}); wait for it "
-                    "to finish, or set "
-                    "TUNEWELL_LOCK_WAIT_S to wait for it"
+                    f"the lake at {path.parent} is {what} ({holder or 'unknown holder'}); "
+                    "wait for it to finish, or set TUNEWELL_LOCK_WAIT_S to wait for it"
                 ) from None
             time.sleep(0.5)
     try:

@@ -47,7 +47,7 @@ def default_sleep_model() -> SleepModel:
 
 
 def personal_model_path(lake: Path, user: str) -> Path:
-    return Path(lake) / PERSONAL_DIR / user / f"{sleep_quality.MODEL_NAME}.skops"
+    return lake_path(lake) / PERSONAL_DIR / user / f"{sleep_quality.MODEL_NAME}.skops"
 
 
 def sleep_model_for(lake: Path | None, user: str) -> SleepModel:

@@ -35,31 +35,54 @@ def default_run(inbox, prefect_harness):
     return root / "lake-default", rep
 
 
-def test_dask_runner_gives_the_same_lake(inbox, default_run, monkeypatch):
+def test_dask_cluster_gives_the_same_lake_and_weekly_pages(
+    inbox, default_run, monkeypatch, tmp_path
+):
+    """The nightly and the weekly flow on a 2-worker distributed.LocalCluster (reached by its
+    address, as --dask-address does): per-file staging, per-user gold and summaries run on the
+    workers, and the lake and pages equal the default runner's."""
+    from distributed import LocalCluster
     from prefect.settings import PREFECT_API_URL
 
     from tunewell.pipelines.nightly import nightly
     from tunewell.pipelines.runners import Runner, shared_api, with_runner
+    from tunewell.pipelines.weekly import weekly
 
     root, cfg = inbox
     # Dask workers are other processes: they find the harness's API through the environment.
     monkeypatch.setenv("PREFECT_API_URL", PREFECT_API_URL.value())
-    flow = with_runner(nightly, Runner.dask)
-    assert type(flow.task_runner).__name__ == "DaskTaskRunner"
-    with shared_api(Runner.dask) as url:
+    lake, first = default_run
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        shared_api(Runner.dask) as url,
+    ):  # fmt: skip
         assert url == PREFECT_API_URL.value()  # no second server when one is configured
+        assert len(cluster.workers) == 2
+        flow = with_runner(nightly, Runner.dask, cluster.scheduler_address)
+        assert type(flow.task_runner).__name__ == "DaskTaskRunner"
         rep = flow(
             config=str(cfg),
             lake=str(root / "lake-dask"),
             inbox=str(root / "inbox"),
             runner_name="dask",
         ).to_dict()
-    lake, first = default_run
+        got = lake_content(root / "lake-dask")
+        pages = with_runner(weekly, Runner.dask, cluster.scheduler_address)(
+            config=str(cfg), lake=str(root / "lake-dask")
+        )
     assert rep["ingested"] == first["ingested"] == rep["files_seen"] > 0
     assert sorted(rep["gold_refresh"]["users"]) == ["p001", "p002"]
-    got, want = lake_content(root / "lake-dask"), lake_content(lake)
     assert got["nightly_features"][0] > 0 and got["heart_rate"][0] > 0
-    assert got == want
+    assert got["scores"][0] > 0 and got["weekly_summary"][0] > 0
+    assert got == lake_content(lake)
+    shutil.copytree(lake, tmp_path / "lake")  # the default lake stays as the others expect it
+    default_pages = weekly(config=str(cfg), lake=str(tmp_path / "lake"))
+    assert pages["week"] == default_pages["week"] and sorted(pages["people"]) == ["p001", "p002"]
+    for user, page in pages["people"].items():
+        assert Path(page).read_text() == Path(default_pages["people"][user]).read_text()
 
 
 def test_run_report_is_a_prefect_artifact(default_run):

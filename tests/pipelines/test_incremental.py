@@ -1,9 +1,9 @@
 """Nightly runs as they happen over weeks: files arrive day by day, some late, some ranges are
 backfilled; the lake must end up as if everything had been computed at once.
 
-These run the nightly flow's steps as plain functions (the flow is a thin composition of them:
-ingest the inbox, then refresh what the lake records as owed); test_flow_runtime.py runs the same
-through Prefect.
+These run ``steps.run_nightly``, the path the nightly flow runs as Prefect tasks and
+``tunewell ingest`` runs in process (ingest the inbox, refresh what the lake records as owed:
+features, scores, the touched weeks' summaries); test_flow_runtime.py runs it through Prefect.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ import pytest
 from garmin_fit_sdk import Decoder, Stream
 
 from tests.pipelines.lakecheck import lake_content
-from tunewell.features.refresh import backfill_dates, refresh_gold
+from tunewell.features.refresh import backfill_dates
 from tunewell.ingest import runner
 from tunewell.lake import store
+from tunewell.pipelines import steps
 from tunewell.settings import Settings
 from tunewell.synth.generate import write_inbox
 from tunewell.synth.people import DEFAULT_START, simulate
@@ -46,11 +47,18 @@ def source(tmp_path_factory) -> tuple[Path, dict, dict[Path, date]]:
     return root, users, created
 
 
+@pytest.fixture(scope="module")
+def full_lake(source, tmp_path_factory) -> Path:
+    """One nightly over every file at once: what the other runs must end up equal to."""
+    root, users, _ = source
+    once = Settings(lake=tmp_path_factory.mktemp("once") / "lake", inbox=root / "all", users=users)
+    _nightly(once)
+    return Path(once.lake)
+
+
 def _nightly(settings: Settings) -> runner.RunReport:
-    """What the nightly flow does: ingest new inbox files, then refresh what is owed."""
-    rep = runner.ingest_candidates(runner.discover_inbox(settings.inbox), settings)
-    refresh_gold(settings)
-    return rep
+    """What the nightly flow does, without Prefect."""
+    return steps.run_nightly(settings, runner.discover_inbox(settings.inbox)).run
 
 
 def _deliver(files: list[Path], src: Path, inbox: Path) -> None:
@@ -64,25 +72,25 @@ def _gold(lake: Path, name: str = "nightly_features") -> pl.DataFrame:
     return store.read(lake, name).sort("user_id", store.table(name).time_column)
 
 
-def test_nightly_after_nightly_equals_one_full_run(source, tmp_path):
+def test_nightly_after_nightly_equals_one_full_run(source, full_lake, tmp_path):
     root, users, created = source
     daily = Settings(lake=tmp_path / "daily", inbox=tmp_path / "inbox", users=users)
-    for runs, cut in enumerate((10, 15, 16, DAYS + 2)):  # 5 new days, then 1, then 7
+    for runs, cut in enumerate((10, 11, DAYS + 2)):  # 10 days, then 1 new day, then 11
         day = DEFAULT_START + timedelta(days=cut)
         _deliver([f for f, d in created.items() if d < day], root / "all", daily.inbox)
         rep = _nightly(daily)
         assert rep.count("ingested") > 0, f"run {runs} ({day}) got nothing new"
         if runs:
             assert rep.count("already_seen") > 0  # only new files were read
-    once = Settings(lake=tmp_path / "once", inbox=root / "all", users=users)
-    _nightly(once)
-    got, want = lake_content(daily.lake), lake_content(once.lake)
+    got, want = lake_content(daily.lake), lake_content(full_lake)
     assert got["nightly_features"][0] >= 2 * (DAYS - 2)
     assert got["daily_load"][0] > 0 and got["sleep_episode"][0] > 0
+    assert got["scores"][0] == got["nightly_features"][0]
+    assert got["weekly_summary"][0] == 2 * 4  # 2 people x ISO weeks 11-14 of 2026
     assert got == want
 
 
-def test_late_file_for_tuesday_changes_tuesday_onwards_only(source, tmp_path):
+def test_late_file_for_tuesday_changes_tuesday_onwards_only(source, full_lake, tmp_path):
     root, users, created = source
     late = [
         f for f, d in created.items() if d == TUESDAY and "p001" in f.parts and "SLEEP" in f.name
@@ -91,7 +99,8 @@ def test_late_file_for_tuesday_changes_tuesday_onwards_only(source, tmp_path):
     s = Settings(lake=tmp_path / "lake", inbox=tmp_path / "inbox", users=users)
     _deliver([f for f in created if f not in late], root / "all", s.inbox)
     _nightly(s)
-    before = {t: _gold(s.lake, t) for t in ("nightly_features", "daily_load")}
+    tables = {"nightly_features": "sleep_date", "daily_load": "date", "scores": "sleep_date"}
+    before = {t: _gold(s.lake, t) for t in [*tables, "weekly_summary"]}
     tue = before["nightly_features"].filter(
         (pl.col("user_id") == "p001") & (pl.col("sleep_date") == TUESDAY)
     )
@@ -100,11 +109,12 @@ def test_late_file_for_tuesday_changes_tuesday_onwards_only(source, tmp_path):
     _deliver(late, root / "all", s.inbox)
     rep = _nightly(s)
     assert rep.count("ingested") == 1 and set(rep.changed_dates) == {"p001"}
-    after = {t: _gold(s.lake, t) for t in ("nightly_features", "daily_load")}
-    for t, col in (("nightly_features", "sleep_date"), ("daily_load", "date")):
+    after = {t: _gold(s.lake, t) for t in [*tables, "weekly_summary"]}
+    for t, col in [*tables.items(), ("weekly_summary", "week_start")]:
         old, new = before[t], after[t]
         # Nothing before Tuesday moved, for anyone; the other person did not move at all.
-        early = pl.col(col) < TUESDAY
+        # (a week's summary: weeks that ended before Tuesday's week began)
+        early = pl.col(col) < (TUESDAY - timedelta(days=1) if t == "weekly_summary" else TUESDAY)
         assert lake_frame(new.filter(early)) == lake_frame(old.filter(early)), t
         p2 = pl.col("user_id") == "p002"
         assert lake_frame(new.filter(p2)) == lake_frame(old.filter(p2)), t
@@ -118,10 +128,16 @@ def test_late_file_for_tuesday_changes_tuesday_onwards_only(source, tmp_path):
     old_b7 = before["nightly_features"].filter(p1 & nxt)["tst_min_b7"][0]
     new_b7 = after["nightly_features"].filter(p1 & nxt)["tst_min_b7"][0]
     assert old_b7 != new_b7
+    # Tuesday's score and the summary of Tuesday's week (ISO 2026-W13) moved as well.
+    new_score = after["scores"].filter(p1 & (pl.col("sleep_date") == TUESDAY))
+    old_score = before["scores"].filter(p1 & (pl.col("sleep_date") == TUESDAY))
+    assert lake_frame(new_score) != lake_frame(old_score)
+    w13 = p1 & (pl.col("week") == "2026-W13")
+    assert before["weekly_summary"].filter(w13).height == 1
+    old_w, new_w = before["weekly_summary"].filter(w13), after["weekly_summary"].filter(w13)
+    assert lake_frame(new_w) != lake_frame(old_w)
 
-    once = Settings(lake=tmp_path / "once", inbox=root / "all", users=users)
-    _nightly(once)
-    assert lake_content(s.lake) == lake_content(once.lake)
+    assert lake_content(s.lake) == lake_content(full_lake)
 
 
 def lake_frame(df: pl.DataFrame) -> str:
@@ -130,10 +146,10 @@ def lake_frame(df: pl.DataFrame) -> str:
     return df.with_columns(cs.float().round_sig_figs(10)).write_csv()
 
 
-def test_backfill_rederives_the_range_and_nothing_before(source, tmp_path):
+def test_backfill_rederives_the_range_and_nothing_before(source, full_lake, tmp_path):
     root, users, _ = source
     s = Settings(lake=tmp_path / "lake", inbox=root / "all", users=users)
-    _nightly(s)
+    shutil.copytree(full_lake, s.lake)
     truth = _gold(s.lake)
     since, until = TUESDAY, TUESDAY + timedelta(days=3)
     # Damage gold rows before, inside and after the range, for both people.
@@ -143,7 +159,9 @@ def test_backfill_rederives_the_range_and_nothing_before(source, tmp_path):
 
     changed = backfill_dates(s, since, until, ["p001"])
     assert changed == {"p001": [since + timedelta(days=i) for i in range(4)]}
-    stats = refresh_gold(s, changed)
+    req = steps.NightlyRequest(since=since, until=until, users=("p001",))
+    stats = steps.run_nightly(s, runner.discover_inbox(s.inbox), req).gold_refresh
+    assert stats is not None
     assert stats.users == ["p001"] and stats.ranges["p001"][0] == str(since)
     got = _gold(s.lake)
     p1, first = pl.col("user_id") == "p001", pl.col("sleep_date") >= since

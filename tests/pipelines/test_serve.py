@@ -1,5 +1,5 @@
-"""`tunewell serve` against a real Prefect server on loopback: a scheduled run happens and
-completes by itself, and both processes shut down cleanly."""
+"""`tunewell serve` against a real Prefect server on loopback: scheduled runs of the nightly and
+the weekly flow happen and complete by themselves, and both processes shut down cleanly."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from tunewell.settings import Settings, settings_toml
 from tunewell.synth.generate import write_inbox
 from tunewell.synth.people import simulate
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.prefect]
 TUNEWELL = Path(sys.executable).with_name("tunewell")
 
 
@@ -69,7 +69,7 @@ def _wait(what: str, until, timeout: float, procs: list[subprocess.Popen]):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_serve_runs_the_nightly_on_its_schedule(tmp_path):
+def test_serve_runs_the_nightly_and_weekly_on_their_schedules(tmp_path):
     users = write_inbox(simulate(1, 7, seed=4), tmp_path / "inbox", formats=("garmin_fit",))
     cfg = tmp_path / "tunewell.toml"
     settings = Settings(
@@ -107,22 +107,26 @@ def test_serve_runs_the_nightly_on_its_schedule(tmp_path):
             start_new_session=True,
         )
 
-        def completed() -> list[dict]:
+        def completed() -> dict[str, dict]:
+            """Completed runs by deployment name, once both deployments have one."""
             body = {
                 "flow_runs": {"state": {"type": {"any_": ["COMPLETED"]}}},
-                "limit": 5,
+                "limit": 20,
                 "offset": 0,
             }
             r = httpx.post(f"{api}/flow_runs/filter", json=body, timeout=5)
-            return r.json() if r.status_code == 200 else []
+            out = {}
+            for run in r.json() if r.status_code == 200 else []:
+                dep = httpx.get(f"{api}/deployments/{run['deployment_id']}", timeout=5).json()
+                out[dep["name"]] = run | {"deployment": dep}
+            return out if len(out) == 2 else {}
 
-        runs = _wait("a completed scheduled run", completed, 240, [srv, serve])
-        run = runs[0]
-        assert run["auto_scheduled"] is True  # created by the schedule, not by us
-        dep = httpx.get(f"{api}/deployments/{run['deployment_id']}", timeout=5).json()
-        assert dep["name"] == "tunewell-nightly"
-        (sched,) = dep["schedules"]
-        assert sched["schedule"]["timezone"] == "Europe/Berlin"
+        runs = _wait("a completed run of each scheduled flow", completed, 300, [srv, serve])
+        assert sorted(runs) == ["tunewell-nightly", "tunewell-weekly"]
+        for run in runs.values():
+            assert run["auto_scheduled"] is True  # created by the schedule, not by us
+            (sched,) = run["deployment"]["schedules"]
+            assert sched["schedule"]["timezone"] == "Europe/Berlin"
         assert store.read(tmp_path / "lake", "nightly_features").height >= 5
         assert (tmp_path / "lake" / "reports" / "quality-latest.md").exists()
     finally:
@@ -150,12 +154,15 @@ def test_deployments_use_the_settings_zone(tmp_path):
     from tunewell.pipelines.serve import SCHEDULES, deployments
 
     s = Settings(lake=tmp_path / "lake", schedule_tz="America/New_York")
-    (dep,) = deployments(s, {"lake": str(s.lake)})
-    assert [x.name for x in SCHEDULES] == ["tunewell-nightly"]
-    (sched,) = dep.schedules
-    assert sched.schedule.cron == "0 3 * * *" and sched.schedule.timezone == "America/New_York"
-    assert dep.entrypoint == "tunewell.pipelines.nightly.nightly"
-    assert dep.parameters == {"lake": str(s.lake)}
-    assert dep.concurrency_limit == 1
-    (fast,) = deployments(s, {}, every=5)
+    night, week = deployments(s, {"lake": str(s.lake), "inbox": "in"})
+    assert [x.name for x in SCHEDULES] == ["tunewell-nightly", "tunewell-weekly"]
+    for dep, cron in ((night, "0 3 * * *"), (week, "0 6 * * 1")):  # 03:00; Monday 06:00
+        (sched,) = dep.schedules
+        assert sched.schedule.cron == cron and sched.schedule.timezone == "America/New_York"
+        assert dep.concurrency_limit == 1
+    assert night.entrypoint == "tunewell.pipelines.nightly.nightly"
+    assert week.entrypoint == "tunewell.pipelines.weekly.weekly"
+    assert night.parameters == {"lake": str(s.lake), "inbox": "in"}
+    assert week.parameters == {"lake": str(s.lake)}  # the weekly flow takes no inbox
+    fast, _ = deployments(s, {}, every=5)
     assert fast.schedules[0].schedule.interval.total_seconds() == 5
