@@ -27,25 +27,36 @@ def test_dask_runner_local_cluster_or_address():
 
 
 def test_run_markdown_names_counts_users_and_quarantine(tmp_path):
-    rep = {
-        "files_seen": 5,
-        "ingested": 3,
-        "already_seen": 1,
-        "quarantined": 1,
-        "skipped": 0,
-        "tables": {
-            "heart_rate": {"inserted": 120, "updated": 0},
-            "steps": {"inserted": 0, "updated": 4},
-            "hrv": {"inserted": 0, "updated": 0},
+    from tunewell.ingest.runner import FileResult, RunReport
+    from tunewell.lake.manifest import FileStatus
+    from tunewell.lake.store import UpsertStats
+    from tunewell.pipelines.quality import QualityReport, QuarantineLine
+
+    files = [
+        FileResult(f"f{i}.fit", f"{i}" * 64, "ann", "fit", status)
+        for i, status in enumerate(
+            [FileStatus.INGESTED] * 3 + [FileStatus.ALREADY_SEEN, FileStatus.QUARANTINED]
+        )
+    ]
+    run = RunReport(
+        files=files,
+        tables={
+            "heart_rate": UpsertStats("heart_rate", inserted=120),
+            "steps": UpsertStats("steps", updated=4),
+            "hrv": UpsertStats("hrv"),
         },
-        "quarantine_reasons": [{"file": "a.fit", "format": "fit", "error": "a.fit: bad CRC"}],
-    }
-    gold = RefreshStats(["ann"], {"ann": ("2026-04-01", "2026-04-08")}, {"nightly_features": 8})
-    md = run_markdown(RunSummary.from_run(rep, gold, 12.34, tmp_path / "q.md", runner="dask"))
+    )
+    rep = QualityReport(run, "2026-04-08T03:00:00+0000", str(tmp_path))
+    rep.quarantine_reasons = [QuarantineLine("f4.fit", "fit", "f4.fit: bad CRC")]
+    rep.gold_refresh = RefreshStats(
+        ["ann"], {"ann": ("2026-04-01", "2026-04-08")}, {"nightly_features": 8}
+    )
+    rep.report_path = tmp_path / "q.md"
+    md = run_markdown(RunSummary.from_report(rep, 12.34, runner="dask"))
     assert "# tunewell nightly: with quarantined files" in md
     assert "| 5 | 3 | 1 | 1 | 0 | 1 | 12.3 s |" in md
     assert "| heart_rate | 120 | 0 |" in md and "| steps | 0 | 4 |" in md
     assert "| hrv |" not in md
     assert "| ann | 2026-04-01 | 2026-04-08 |" in md
-    assert "- a.fit: bad CRC" in md and "Runner: dask." in md
+    assert "- f4.fit: bad CRC" in md and "Runner: dask." in md
     assert f"]({(tmp_path / 'q.md').as_uri()})" in md
