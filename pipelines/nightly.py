@@ -86,6 +86,8 @@ def _publish_run(summary: RunSummary, settings: Settings) -> str:
     return md
 
 
+known_files = _task(steps.known_files)
+stage_known = _task(steps.stage_known)
 stage = _task(steps.stage_one)
 write_silver = _task(steps.write_silver)
 plan_gold = _task(steps.plan_gold, retrying=False)
@@ -114,6 +116,8 @@ class PrefectSteps:
     def __init__(self) -> None:
         # Looked up at call time, so a test can swap a task (e.g. shorter retry delays).
         self.tasks: dict[Callable[..., Any], str] = {
+            steps.known_files: "known_files",
+            steps.stage_known: "stage_known",
             steps.stage_one: "stage",
             steps.write_silver: "write_silver",
             steps.plan_gold: "plan_gold",

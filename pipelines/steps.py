@@ -23,8 +23,9 @@ from tunewell.coach.week import IsoWeek
 from tunewell.features import refresh
 from tunewell.features.refresh import RefreshStats, UserGold, UserPlan
 from tunewell.ingest import runner
+from tunewell.lake import manifest
 from tunewell.lake.paths import lake_path
-from tunewell.lake.store import atomic_write_bytes, init_lake, run_lock
+from tunewell.lake.store import UnsafeUserIdError, atomic_write_bytes, init_lake, run_lock
 from tunewell.models.score import derive_scores
 from tunewell.pipelines import quality
 from tunewell.pipelines.run_report import RunSummary, run_markdown
@@ -92,6 +93,27 @@ def stage_one(
         options=options,
         retry_quarantined=retry_quarantined,
     )
+
+
+def known_files(cands: list[runner.Candidate], settings: Settings) -> list[bool]:
+    """Per candidate: is its content already in the manifest for that person? Those are answered
+    in this process (``stage_file`` only looks them up, and applies its own rule for quarantined
+    files), so a nightly over a full inbox makes a task only for each new file."""
+    lake = lake_path(settings.lake)
+    out = []
+    for c in cands:
+        try:
+            sha = manifest.sha256_file(c.path)
+            out.append(manifest.lookup(lake, sha, settings.user(c.user_id).user_id) is not None)
+        except (OSError, UnsafeUserIdError):  # stage_file reports these in its own words
+            out.append(False)
+    return out
+
+
+def stage_known(
+    cands: list[runner.Candidate], settings: Settings, options: dict, retry_quarantined: bool
+) -> list[list[runner.StagedFile]]:
+    return [stage_one(c, settings, options, retry_quarantined) for c in cands]
 
 
 def write_silver(staged: list[list[runner.StagedFile]], settings: Settings) -> runner.RunReport:
@@ -184,7 +206,15 @@ def run_nightly(
     init_lake(settings.lake)
     with run_lock(settings.lake):  # a second run waits or exits naming this one
         cands = list(candidates)
-        staged = ex.map(stage_one, cands, settings, request.options, request.retry_quarantined)
+        known = ex.call(known_files, cands, settings)
+        opts = (settings, request.options, request.retry_quarantined)
+        seen = iter(
+            ex.call(stage_known, [c for c, k in zip(cands, known, strict=True) if k], *opts)
+        )
+        new = iter(
+            ex.map(stage_one, [c for c, k in zip(cands, known, strict=True) if not k], *opts)
+        )
+        staged = [next(seen) if k else next(new) for k in known]  # in inbox order, as before
         report = ex.call(write_silver, staged, settings)
         gold: RefreshStats | None = None
         if request.gold:

@@ -53,6 +53,8 @@ def ran(inbox, tmp_path_factory):
 def test_one_path_maps_files_and_users_and_writes_in_process(ran):
     s, ex, cands, rep = ran
     assert [(kind, name) for kind, name, _ in ex.calls] == [
+        ("call", "known_files"),
+        ("call", "stage_known"),  # files in the manifest: looked up here, no task each
         ("map", "stage_one"),
         ("call", "write_silver"),
         ("call", "plan_gold"),
@@ -82,13 +84,15 @@ def test_ingest_without_features_leaves_gold_owed(inbox, tmp_path):
     ex = Recording()
     rep = steps.run_nightly(s, runner.discover_inbox(s.inbox), steps.NightlyRequest(gold=False), ex)
     assert [name for _, name, _ in ex.calls] == [
-        "stage_one", "write_silver", "quality_report", "run_report"
+        "known_files", "stage_known", "stage_one", "write_silver", "quality_report", "run_report"
     ]  # fmt: skip
     assert rep.gold_refresh is None
     assert sorted(manifest.pending(s.lake)) == ["p001", "p002"]
     assert store.read(s.lake, "nightly_features").height == 0
-    # The next run owes them and does them, without reading a file again.
-    again = steps.run_nightly(s, runner.discover_inbox(s.inbox))
+    # The next run owes them and does them, without reading a file again: no file is a task.
+    ex = Recording()
+    again = steps.run_nightly(s, runner.discover_inbox(s.inbox), None, ex)
+    assert ("map", "stage_one", 0) in ex.calls
     assert again.count("ingested") == 0 and again.gold_refresh is not None
     assert sorted(again.gold_refresh.users) == ["p001", "p002"]
     assert manifest.pending(s.lake) == {}
