@@ -125,7 +125,7 @@ def page_with_labs(demo_pages, tmp_path_factory):
     from tunewell.ingest.runner import ingest_paths
     from tunewell.synth import labs as synth_labs
 
-    settings, res = demo_pages
+    settings, _ = demo_pages
     root = tmp_path_factory.mktemp("with_labs")
     shutil.copytree(settings.lake, root / "lake")
     ours = dataclasses.replace(settings, lake=root / "lake")
