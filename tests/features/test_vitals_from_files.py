@@ -91,3 +91,23 @@ def test_hard_days_raise_breathing_and_temperature_in_every_format(fmt, pop, tmp
 
     assert effect(r, "resp_rate") == pytest.approx(people.HARD_DAY_RESP, abs=0.3)
     assert effect(t, "skin_temp_dev") == pytest.approx(people.HARD_DAY_TEMP, abs=0.12)
+
+
+def test_garmin_daily_resting_hr_lands_on_its_own_night(pop, tmp_path):
+    """A Garmin daily log is stamped at the local midnight that *closes* its day (as the real
+    vivofit ``MonitoringFile.fit`` stamps its ``duration_min`` 1440 summaries), so the day's
+    ``monitoring_hr_data`` resting HR belongs to that day's night, not the next one."""
+    person = pop.person(USER)
+    s = Settings(lake=tmp_path / "lake", users={USER: user_settings(pop, person)})
+    rep = runner.ingest_paths(write_garmin(pop, person, tmp_path / "in"), USER, s)
+    assert all(f.status == "ingested" for f in rep.files), [f.error for f in rep.files]
+    refresh_gold(s, None, full=True)
+    nf = store.read(s.lake, "nightly_features").filter(pl.col("resting_hr_source") == "vendor")
+    truth = pop.nights.filter(pl.col("user_id") == USER).select("sleep_date", "rhr_bpm")
+    j = nf.join(truth, on="sleep_date")
+    assert j.height >= DAYS - 2
+    # the planted value of that very night (the wellness file stores it rounded to 1 bpm)
+    assert (j["resting_hr"] - j["rhr_bpm"].round()).abs().max() == 0
+    # ... and not the one before it (the shifted series would still correlate, ρ ≈ 0.99)
+    shifted = j["rhr_bpm"].round().shift(1)
+    assert (j["resting_hr"] != shifted).sum() > j.height // 2

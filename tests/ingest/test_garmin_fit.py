@@ -7,6 +7,7 @@ import json
 import struct
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import polars as pl
@@ -417,3 +418,24 @@ def test_a_daily_file_across_the_dst_change_gets_both_offsets(tmp_path: Path) ->
     after = hr.filter(pl.col("start_utc") >= change)["utc_offset_min"].unique().to_list()
     assert (before, after) == ([60], [120])
     assert set(hr["tz_source"]) == {"device"} and set(hr["tz_name"]) == {"Europe/Berlin"}
+
+
+@pytest.mark.parametrize(
+    ("day", "offset_min"),
+    [(date(2026, 3, 29), 60), (date(2026, 10, 25), 120), (date(2026, 6, 1), 120)],
+)
+def test_daily_log_covers_the_local_day_its_midnight_stamp_closes(day, offset_min):
+    """A daily log stamped at the midnight ending ``day`` spans that day, 23 or 25 h on DST days
+    (the file's offset is the one read at the day's start)."""
+    berlin = ZoneInfo("Europe/Berlin")
+    start = datetime.combine(day, datetime.min.time(), berlin).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), datetime.min.time(), berlin).astimezone(UTC)
+    clock = garmin_fit.Clock(offset_min, None, USER.home_tz, USER, offset_at=start)
+    assert clock.day_closed_by(end) == (start, end)
+    # a stamp within the day is that day so far
+    assert clock.day_closed_by(start + timedelta(hours=9)) == (start, start + timedelta(hours=9))
+    # without a configured zone the file's one offset places the day (no DST change known)
+    bare = UserSettings(user_id="u")
+    if day.month == 6:
+        clock = garmin_fit.Clock(offset_min, None, bare.home_tz, bare, offset_at=start)
+        assert clock.day_closed_by(end) == (start, end)

@@ -19,9 +19,11 @@ partly readable file is quarantined whole). This module maps messages to tables:
   (otherwise it only sets the baseline); a message stamped at local midnight closes the old day.
   Daily summary messages (``duration_min``) are skipped so
   steps are never counted twice. ``heart_rate`` → heart_rate ("sample"); ``stress_level``,
-  ``respiration_rate``, ``spo2_data.reading_spo2``, ``monitoring_hr_data.resting_heart_rate`` and
+  ``respiration_rate``, ``spo2_data.reading_spo2``, ``monitoring_hr_data`` resting HR and
   ``skin_temp_overnight.average_deviation`` (→ temperature_deviation) → vitals, from whichever
-  file carries them.
+  file carries them. The resting HR is the day's own (``current_day_resting_heart_rate``; the
+  7-day average ``resting_heart_rate`` only without it), a row spanning the local day its stamp
+  closes (``Clock.day_closed_by``), so it is dated that day and not the next.
 - sleep: each ``sleep_level`` holds from its time stamp to the next one; the last runs to the last
   ``event`` stop if that is later. "unmeasurable" intervals give no stage but stay in the time in
   bed. One episode per file; ``sleep_assessment`` fields → vendor_score on its sleep date.
@@ -173,6 +175,25 @@ class Clock:
                 local = self.anchor[1] + timedelta(seconds=value - self.anchor[0])
                 return wall_to_utc(local, self.tz)
         return None
+
+    def day_closed_by(self, value: Any) -> tuple[datetime, datetime] | None:
+        """The local day a daily log stamped ``value`` covers, as (its start, ``value``) in UTC.
+
+        Garmin stamps monitoring values at the *end* of what they summarise, and a daily log at
+        the local midnight that closes its day (the profile's "00:00:00 for daily log"; the real
+        vivofit ``MonitoringFile.fit`` stamps its ``duration_min`` 1440 summaries of Dec 27 at
+        Dec 28 00:00 local). So the day is the local date one second before the stamp, the same
+        rule that ends a day of step totals; a stamp later in the day is that day so far.
+        """
+        end = self.utc(value)
+        if end is None:
+            return None
+        local_last = self.local_times(pl.Series([end - timedelta(seconds=1)], dtype=UTC_TS))[0]
+        midnight = datetime.combine(local_last.date(), datetime.min.time())
+        start = end - (local_last + timedelta(seconds=1) - midnight)
+        # On a DST day the day is 23 or 25 h long: move the guess by what its offset differs.
+        local_start = self.local_times(pl.Series([start], dtype=UTC_TS))[0]
+        return start + (midnight - local_start), end
 
     def label(self, df: pl.DataFrame) -> pl.DataFrame:
         """The device's offset on every row; where the user's configured zone agrees with the
@@ -354,12 +375,15 @@ def _steps_total(m: dict[str, Any]) -> int | None:
 
 
 def _vitals(msgs: FitMessages, clock: Clock) -> pl.DataFrame:
-    v: dict[str, list] = {"start_utc": [], "metric": [], "value": [], "unit": []}
+    v: dict[str, list] = {"start_utc": [], "end_utc": [], "metric": [], "value": [], "unit": []}
 
-    def add(ts: Any, metric: str, value: Any, unit: str, signed: bool = False) -> None:
+    def add(
+        ts: Any, metric: str, value: Any, unit: str, signed: bool = False, end: Any = None
+    ) -> None:
         t = clock.utc(ts)
         if t is not None and isinstance(value, int | float) and (signed or value >= 0):
             v["start_utc"].append(t)
+            v["end_utc"].append(end)
             v["metric"].append(metric)
             v["value"].append(float(value))
             v["unit"].append(unit)
@@ -370,7 +394,12 @@ def _vitals(msgs: FitMessages, clock: Clock) -> pl.DataFrame:
         rate = m.get("respiration_rate")
         add(m.get("timestamp"), "respiration_rate", rate if rate and rate > 0 else None, "rpm")
     for m in msgs.of("monitoring_hr_data"):
-        add(m.get("timestamp"), "resting_hr", m.get("resting_heart_rate") or None, "bpm")
+        # The day's own value (field 1); field 0 is the 7-day rolling average, kept only for
+        # devices that write nothing else.
+        rhr = m.get("current_day_resting_heart_rate") or m.get("resting_heart_rate") or None
+        day = clock.day_closed_by(m.get("timestamp"))
+        if day is not None:
+            add(day[0], "resting_hr", rhr, "bpm", end=day[1])
     for m in msgs.of("spo2_data"):  # pulse-ox readings; 0 = no reading
         add(m.get("timestamp"), "spo2", m.get("reading_spo2") or None, "%")
     for m in msgs.of("skin_temp_overnight"):
