@@ -152,6 +152,14 @@ def ingest(
     retry_quarantined: Annotated[bool, typer.Option(help="Read quarantined files again")] = False,
     features: Annotated[bool, typer.Option(help="Update gold features afterwards")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Processes that read files (default: [ingest] workers in tunewell.toml, else 1)",
+        ),
+    ] = None,
 ) -> None:
     """Ingest exports for one user. Exits 0 when the run completed, even if files were
     quarantined (their reasons are printed and kept in <lake>/quarantine/)."""
@@ -182,7 +190,8 @@ def ingest(
 
         # The nightly flow's own path (steps.run_nightly), in this process: ingest, this run's
         # gold and any a crashed run left owed, the touched weeks' summaries, both reports.
-        rep = steps.run_nightly(settings, cands, request, steps.InProcess(advance))
+        n = workers if workers is not None else settings.ingest_workers
+        rep = steps.run_nightly(settings, cands, request, steps.InProcess(advance, workers=n))
     if as_json:
         console.print_json(json.dumps(rep.to_dict(), default=str))
     else:

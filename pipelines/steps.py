@@ -47,14 +47,21 @@ class InProcess:
     item (the CLI's progress bar)."""
 
     on_item: Callable[[Callable[..., Any], Any], None] | None = None
+    # Processes that read new files (``tunewell ingest --workers``): decoding is CPU-bound Python
+    # that threads cannot share. Only ``stage_one`` goes to them (small results: staging paths);
+    # the writes stay here, one writer.
+    workers: int = 1
 
     def call(self, step: Callable[..., R], *args: Any) -> R:
         return step(*args)
 
     def map(self, step: Callable[..., R], items: list[Any], *args: Any) -> list[R]:
         out = []
-        for item in items:
-            out.append(step(item, *args))
+        n = self.workers if step is stage_one else 1
+        for item, result in zip(
+            items, runner.map_in_processes(step, items, *args, workers=n), strict=True
+        ):
+            out.append(result)
             if self.on_item is not None:
                 self.on_item(step, item)
         return out

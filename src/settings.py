@@ -63,6 +63,8 @@ DEFAULT_PRIORITY = (
 )
 
 Sex = Literal["male", "female"]  # for TRIMP constants
+# Worker processes: more than a few only adds imports and memory on the machines this runs on.
+Workers = Annotated[int, Field(ge=1, le=64)]
 _STRICT = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
 
@@ -184,6 +186,8 @@ class Settings:
     # No coaches configured: the coach layer shows one roster of everyone.
     coaches: Mapping[str, CoachSettings] = field(default_factory=dict)
     ingest_limits: IngestLimits = field(default_factory=IngestLimits)
+    # Processes that read (stage) files in ``tunewell ingest``; the commit is always one writer.
+    ingest_workers: Workers = 1
 
     @field_validator("lake", mode="before")
     @classmethod
@@ -250,6 +254,11 @@ class _PrivacySection:
 
 
 @dataclass(frozen=True, config=_STRICT)
+class _IngestSection:
+    workers: Workers = 1
+
+
+@dataclass(frozen=True, config=_STRICT)
 class _SettingsFile:
     """The layout of ``tunewell.toml``; every key not named here is an error."""
 
@@ -258,6 +267,7 @@ class _SettingsFile:
     sources: _SourcesSection = field(default_factory=_SourcesSection)
     schedule: _ScheduleSection = field(default_factory=_ScheduleSection)
     privacy: _PrivacySection = field(default_factory=_PrivacySection)
+    ingest: _IngestSection = field(default_factory=_IngestSection)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)  # checked as UserSettings
     coaches: dict[str, CoachSettings] = field(default_factory=dict)
     limits: IngestLimits = field(default_factory=IngestLimits)
@@ -333,6 +343,7 @@ def load_settings(config: Path | str | None = None, lake: Path | str | None = No
             config_path=path if path.is_file() else None,
             coaches=parsed.coaches,
             ingest_limits=parsed.limits,
+            ingest_workers=parsed.ingest.workers,
         )
     except ValidationError as exc:
         raise SettingsError(f"{path}: {_problems(exc)}") from None
@@ -410,6 +421,8 @@ def settings_toml(settings: Settings, base: Path | None = None) -> str:
     }
     if changed:
         lines += ["[limits]", *(f"{k} = {_value(v)}" for k, v in changed.items()), ""]
+    if settings.ingest_workers != 1:
+        lines += ["[ingest]", f"workers = {settings.ingest_workers}", ""]
     for uid, u in settings.users.items():
         lines.append(f"[users.{_key(uid)}]")
         for k in _USER_KEYS:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
+import multiprocessing
 import os
 import shutil
 import tempfile
@@ -26,10 +28,11 @@ import time
 import uuid
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import cast
+from typing import TypeVar, cast
 
 import polars as pl
 
@@ -55,6 +58,7 @@ from tunewell.lake.store import (
 from tunewell.lake.timezones import local_date
 from tunewell.settings import Settings, UserSettings
 
+R = TypeVar("R")
 SPILL_ROWS = 500_000
 # A file is rejected whole when more than this share of its rows fail validation: then the
 # file itself is wrong (wrong units, wrong clock), not a few glitchy samples.
@@ -527,6 +531,7 @@ def ingest_paths(
     options: dict | None = None,
     retry_quarantined: bool = False,
     on_file: Callable[[Candidate], None] | None = None,
+    workers: int | None = None,
 ) -> RunReport:
     """Ingest files and folders for one user (the CLI's ``tunewell ingest``)."""
     safety.check_user_id(settings.user(user_id).user_id)
@@ -536,6 +541,7 @@ def ingest_paths(
         options=options,
         retry_quarantined=retry_quarantined,
         on_file=on_file,
+        workers=workers,
     )
 
 
@@ -546,19 +552,72 @@ def ingest_candidates(
     options: dict | None = None,
     retry_quarantined: bool = False,
     on_file: Callable[[Candidate], None] | None = None,
+    workers: int | None = None,
 ) -> RunReport:
+    """Stage every candidate, then commit them in one go.
+
+    ``workers`` > 1 (default: the ``[ingest] workers`` setting) stages files in that many
+    processes: decoding a FIT or JSON file is pure-Python CPU work that threads cannot share.
+    Staging is per file and its result is a small ``StagedFile`` (paths to staging Parquet), so
+    only those travel back; results are taken in candidate order and the commit stays here, one
+    writer, so the lake is the one a single process writes.
+    """
+    n_workers = settings.ingest_workers if workers is None else workers
     init_lake(settings.lake)
     with run_lock(settings.lake):  # a second run waits or exits naming this one
         staged: list[StagedFile] = []
-        for cand in candidates:
-            staged += stage_file(
-                cand.path,
-                settings.user(cand.user_id),
-                settings,
-                display=private_display(cand, settings),
-                options=options,
-                retry_quarantined=retry_quarantined,
-            )
+        for cand, files in _stage_all(
+            candidates, settings, options or {}, retry_quarantined, n_workers
+        ):
+            staged += files
             if on_file is not None:
                 on_file(cand)
         return commit(staged, settings)
+
+
+def _stage_one(
+    cand: Candidate, settings: Settings, options: dict, retry_quarantined: bool
+) -> list[StagedFile]:
+    return stage_file(
+        cand.path,
+        settings.user(cand.user_id),
+        settings,
+        display=private_display(cand, settings),
+        options=options,
+        retry_quarantined=retry_quarantined,
+    )
+
+
+def _stage_all(
+    candidates: Iterable[Candidate],
+    settings: Settings,
+    options: dict,
+    retry_quarantined: bool,
+    workers: int,
+) -> Iterator[tuple[Candidate, list[StagedFile]]]:
+    """(candidate, its staged files) in candidate order, from this process or a pool."""
+    cands = list(candidates)
+    done = map_in_processes(
+        _stage_one, cands, settings, options, retry_quarantined, workers=workers
+    )
+    yield from zip(cands, done, strict=True)
+
+
+def map_in_processes(fn: Callable[..., R], items: list, *args: object, workers: int) -> Iterator[R]:
+    """``fn(item, *args)`` for every item, in item order: here when ``workers`` <= 1, else in that
+    many spawned processes. spawn, not fork: the parent may hold polars' thread pool and locks,
+    which fork would copy mid-use. Workers pay their imports once (~1 s), then take items in small
+    chunks; only the arguments and results travel, so both must be small (paths, not frames)."""
+    if workers <= 1 or len(items) < 2:
+        for item in items:
+            yield fn(item, *args)
+        return
+    n = min(workers, len(items))
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
+        yield from pool.map(
+            fn,
+            items,
+            *(itertools.repeat(a) for a in args),
+            chunksize=max(1, min(16, len(items) // (8 * n))),
+        )

@@ -8,6 +8,7 @@ of the same account, land on the same record ids.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 import polars as pl
@@ -33,10 +34,15 @@ def record_ids(df: pl.DataFrame, t: Table) -> pl.Series:
     return pl.Series("record_id", [_hash(k) for k in keys], dtype=pl.String)
 
 
-def polars_schema(t: Table) -> dict[str, pl.DataType]:
-    empty = pl.from_arrow(t.arrow_schema().empty_table())
+@functools.cache
+def _schema(name: str) -> dict[str, pl.DataType]:
+    empty = pl.from_arrow(table(name).arrow_schema().empty_table())
     assert isinstance(empty, pl.DataFrame)
     return dict(empty.schema)
+
+
+def polars_schema(t: Table) -> dict[str, pl.DataType]:
+    return dict(_schema(t.name))  # a copy: callers may change theirs
 
 
 def conform(
@@ -51,34 +57,41 @@ def conform(
     """Add common columns, resolve zones, compute ids, and cast to the table's schema.
 
     Columns the reader did not provide are null; columns it provided that are not in the contract
-    are an error, so a typo in a reader cannot silently drop data.
+    are an error, so a typo in a reader cannot silently drop data. Readers call this per file and
+    table, so it makes as few polars passes as it can: one for the added columns and UTC times,
+    the zones, one select for the contract's columns and types, and the ids.
     """
     t = table(table_name)
     unknown = set(df.columns) - set(t.names)
     if unknown:
         raise ValueError(f"{table_name}: columns not in the contract: {sorted(unknown)}")
-    schema = polars_schema(t)
+    schema = _schema(t.name)
     fill = {
         "user_id": user.user_id,
         "source": source,
         "source_file": source_file,
         "device": device,
     }
-    for c, v in fill.items():
-        if c in t.names and c not in df.columns:
-            df = df.with_columns(pl.lit(v, dtype=pl.String).alias(c))
+    first = [
+        pl.lit(v, dtype=pl.String).alias(c)
+        for c, v in fill.items()
+        if c in t.names and c not in df.columns
+    ]
     for c in ("start_utc", "end_utc"):
         if c in df.columns and df.schema[c] != schema[c]:
-            dt = df.schema[c]
+            dt, e = df.schema[c], pl.col(c)
             if isinstance(dt, pl.Datetime) and dt.time_zone is None:
-                df = df.with_columns(pl.col(c).dt.replace_time_zone("UTC"))
-            df = df.with_columns(pl.col(c).dt.convert_time_zone("UTC").dt.cast_time_unit("us"))
+                e = e.dt.replace_time_zone("UTC")
+            first.append(e.dt.convert_time_zone("UTC").dt.cast_time_unit("us").alias(c))
+    if first:
+        df = df.with_columns(first)
     if t.layer == "silver":
         df = zone_offsets(df, user)
-    missing = [c for c in t.names if c not in df.columns and c != "record_id"]
-    if missing:
-        df = df.with_columns(pl.lit(None, dtype=schema[c]).alias(c) for c in missing)
-    df = df.with_columns(pl.col(c).cast(schema[c]) for c in t.names if c != "record_id")
+    df = df.select(
+        pl.col(c).cast(schema[c]) if c in df.columns else pl.lit(None, dtype=schema[c]).alias(c)
+        for c in t.names
+        if c != "record_id"
+    )
     df = df.with_columns(record_ids(df, t))
     return df.select(t.names)
 

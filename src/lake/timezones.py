@@ -21,28 +21,53 @@ def _offset_in_zone(utc: pl.Expr, tz: str) -> pl.Expr:
     return ((local - naive).dt.total_minutes()).cast(pl.Int32)
 
 
+def _period_starts(user: UserSettings) -> list[tuple[str, datetime | None]]:
+    """Each zone period with the UTC instant it starts (local midnight of ``since`` there)."""
+    periods = user.zone_periods()
+    out: list[tuple[str, datetime | None]] = [(periods[0].tz, None)]
+    for p in periods[1:]:
+        start = datetime(p.since.year, p.since.month, p.since.day, tzinfo=ZoneInfo(p.tz))
+        out.append((p.tz, start.astimezone(ZoneInfo("UTC"))))
+    return out
+
+
+def zone_at(user: UserSettings, when_utc: datetime) -> str:
+    """The user's zone at one UTC instant: the scalar twin of ``zone_offsets`` (same periods)."""
+    tz = user.home_tz
+    for name, start in _period_starts(user):
+        if start is None or when_utc >= start:
+            tz = name
+    return tz
+
+
 def zone_offsets(df: pl.DataFrame, user: UserSettings, utc_col: str = "start_utc") -> pl.DataFrame:
     """Fill ``utc_offset_min``/``tz_name``/``tz_source`` from the user's zones where missing.
 
     Rows that already carry an offset (``tz_source`` record or device) keep it. A zone period
-    starts at local midnight of its ``since`` date in that zone.
+    starts at local midnight of its ``since`` date in that zone. One pass over the frame (readers
+    call this per file and table, so the number of polars calls matters more than their size).
     """
     if df.is_empty():
         return df
+    added = [
+        pl.lit(None).alias(c)
+        for c in ("utc_offset_min", "tz_name", "tz_source")
+        if c not in df.columns
+    ]
+    if not added and df["utc_offset_min"].null_count() == 0:
+        # Every row has its offset: nothing to resolve (the common case of device offsets).
+        return df.with_columns(pl.col("utc_offset_min").cast(pl.Int32))
+    if added:
+        df = df.with_columns(added)
     utc = pl.col(utc_col)
-    periods = user.zone_periods()
-    offset_expr: pl.Expr = _offset_in_zone(utc, periods[0].tz)
-    name_expr: pl.Expr = pl.lit(periods[0].tz)
-    for p in periods[1:]:
-        start = datetime(p.since.year, p.since.month, p.since.day, tzinfo=ZoneInfo(p.tz))
-        start_utc = start.astimezone(ZoneInfo("UTC"))
+    periods = _period_starts(user)
+    offset_expr: pl.Expr = _offset_in_zone(utc, periods[0][0])
+    name_expr: pl.Expr = pl.lit(periods[0][0])
+    for tz, start_utc in periods[1:]:
         cond = utc >= pl.lit(start_utc).dt.cast_time_unit("us")
-        offset_expr = pl.when(cond).then(_offset_in_zone(utc, p.tz)).otherwise(offset_expr)
-        name_expr = pl.when(cond).then(pl.lit(p.tz)).otherwise(name_expr)
+        offset_expr = pl.when(cond).then(_offset_in_zone(utc, tz)).otherwise(offset_expr)
+        name_expr = pl.when(cond).then(pl.lit(tz)).otherwise(name_expr)
     source = "user_setting" if user.zone_configured else "assumed"
-    for c, default in (("utc_offset_min", None), ("tz_name", None), ("tz_source", None)):
-        if c not in df.columns:
-            df = df.with_columns(pl.lit(default).alias(c))
     has = pl.col("utc_offset_min").is_not_null()
     return df.with_columns(
         pl.when(has).then(pl.col("tz_name")).otherwise(name_expr).alias("tz_name"),

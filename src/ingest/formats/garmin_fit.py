@@ -41,11 +41,13 @@ wall-clock time in the user's zone.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import polars as pl
 from garmin_fit_sdk import Profile
@@ -60,7 +62,7 @@ from tunewell.ingest.fit_decode import (
 )
 from tunewell.ingest.timeparse import wall_to_utc, zone_on
 from tunewell.lake.sleep_rules import assign_nights, summarise_stages
-from tunewell.lake.timezones import local_time, zone_offsets
+from tunewell.lake.timezones import offset_of, zone_at, zone_offsets
 from tunewell.settings import UserSettings
 
 SOURCE = "garmin_fit"
@@ -188,12 +190,20 @@ class Clock:
         end = self.utc(value)
         if end is None:
             return None
-        local_last = self.local_times(pl.Series([end - timedelta(seconds=1)], dtype=UTC_TS))[0]
-        midnight = datetime.combine(local_last.date(), datetime.min.time())
-        start = end - (local_last + timedelta(seconds=1) - midnight)
-        # On a DST day the day is 23 or 25 h long: move the guess by what its offset differs.
-        local_start = self.local_times(pl.Series([start], dtype=UTC_TS))[0]
-        return start + (midnight - local_start), end
+        day = self.local(end - timedelta(seconds=1)).date()
+        midnight = datetime.combine(day, time())
+        if self.offset_min is not None and not self.zoned:
+            return (midnight - timedelta(minutes=self.offset_min)).replace(tzinfo=UTC), end
+        # The zone's own midnight: a DST day is 23 or 25 h long.
+        return wall_to_utc(midnight, zone_on(self.user, day)), end
+
+    @functools.cached_property
+    def zoned(self) -> bool:
+        """Whether the user's configured zone agrees with the device at the instant it reported
+        (then the zone's rules date the rows, else the device's one offset does)."""
+        if self.offset_min is None or not self.user.zone_configured or self.offset_at is None:
+            return False
+        return offset_of(zone_at(self.user, self.offset_at), self.offset_at) == self.offset_min
 
     def label(self, df: pl.DataFrame) -> pl.DataFrame:
         """The device's offset on every row; where the user's configured zone agrees with the
@@ -201,30 +211,24 @@ class Clock:
         DST change gets the new offset after the change rather than one offset all day."""
         if self.offset_min is None or "utc_offset_min" in df.columns:
             return df
-        if self.user.zone_configured and self.offset_at is not None and df.height:
-            at = zone_offsets(
-                pl.DataFrame({"start_utc": [self.offset_at]}, schema={"start_utc": UTC_TS}),
-                self.user,
+        if self.zoned and df.height:
+            zoned = zone_offsets(df.select(pl.col("start_utc").cast(UTC_TS)), self.user)
+            return df.with_columns(
+                zoned["utc_offset_min"],
+                zoned["tz_name"],
+                pl.lit("device").alias("tz_source"),
             )
-            if at["utc_offset_min"][0] == self.offset_min:
-                zoned = zone_offsets(df.select(pl.col("start_utc").cast(UTC_TS)), self.user)
-                return df.with_columns(
-                    zoned["utc_offset_min"],
-                    zoned["tz_name"],
-                    pl.lit("device").alias("tz_source"),
-                )
         return df.with_columns(
             pl.lit(self.offset_min, dtype=pl.Int32).alias("utc_offset_min"),
             pl.lit("device").alias("tz_source"),
         )
 
-    def local_times(self, times: pl.Series) -> pl.Series:
-        """Local wall-clock times of UTC instants: the file's offset, else the user's zones."""
-        df = zone_offsets(self.label(pl.DataFrame({"start_utc": times.cast(UTC_TS)})), self.user)
-        return df.select(local_time())["start_utc"]
-
-    def local_dates(self, times: pl.Series) -> pl.Series:
-        return self.local_times(times).dt.date()
+    def local(self, t: datetime) -> datetime:
+        """Local wall-clock time of one UTC instant, by the rule of ``label`` (no polars call:
+        readers need it for a handful of instants per file)."""
+        if self.offset_min is not None and not self.zoned:
+            return (t + timedelta(minutes=self.offset_min)).replace(tzinfo=None)
+        return t.astimezone(ZoneInfo(zone_at(self.user, t))).replace(tzinfo=None)
 
 
 def _frame(rows: dict[str, list]) -> pl.DataFrame:
@@ -450,8 +454,9 @@ def _sleep(msgs: FitMessages, clock: Clock, emit: Emit) -> Iterator[tuple[str, p
     )
     stages = seq.filter(pl.col("stage").is_in(_STAGES))
     episode = _episode_metrics(seq, first, end)
-    bounds = pl.Series([first, end], dtype=UTC_TS)
-    offs = (clock.local_times(bounds) - bounds.dt.replace_time_zone(None)).dt.total_minutes()
+    offs = [
+        int((clock.local(t) - t.replace(tzinfo=None)).total_seconds() // 60) for t in (first, end)
+    ]
     night = assign_nights(
         _frame({"start_utc": [first], "end_utc": [end], "_s": [offs[0]], "_e": [offs[1]]}),
         start_offset="_s",
@@ -542,7 +547,7 @@ def _hrv_status(msgs: FitMessages, clock: Clock, emit: Emit) -> Iterator[tuple[s
         window=pl.lit("5min"),
     )
     nightly: dict[str, list] = {"start_utc": [], "end_utc": [], "value_ms": []}
-    scores: dict[str, list] = {"start_utc": [], "name": [], "value": []}
+    scores: dict[str, list] = {"start_utc": [], "date": [], "name": [], "value": []}
     for s in msgs.of("hrv_status_summary"):
         t = clock.utc(s.get("timestamp"))
         if t is None:
@@ -554,9 +559,11 @@ def _hrv_status(msgs: FitMessages, clock: Clock, emit: Emit) -> Iterator[tuple[s
         status = s.get("status")
         fields = {f"hrv_{k}": s.get(k) for k in _HRV_SUMMARY_FIELDS}
         fields["hrv_status"] = _HRV_STATUS_CODE.get(status, status)
+        day = clock.local(t).date()
         for name, value in fields.items():
             if isinstance(value, int | float):
                 scores["start_utc"].append(t)
+                scores["date"].append(day)
                 scores["name"].append(name)
                 scores["value"].append(float(value))
     night = _frame(nightly).with_columns(metric=pl.lit("rmssd"), window=pl.lit("nightly"))
@@ -564,5 +571,5 @@ def _hrv_status(msgs: FitMessages, clock: Clock, emit: Emit) -> Iterator[tuple[s
     yield "hrv", emit(hrv.unique(["start_utc", "window"], keep="first", maintain_order=True), "hrv")
     sc = _frame(scores)
     if sc.height:
-        sc = sc.with_columns(date=clock.local_dates(sc["start_utc"]), vendor=pl.lit("garmin"))
+        sc = sc.with_columns(pl.col("date").cast(pl.Date), vendor=pl.lit("garmin"))
         yield "vendor_score", emit(sc, "vendor_score")
