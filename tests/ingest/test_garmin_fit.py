@@ -19,6 +19,7 @@ from tunewell.ingest.base import FileContext, ReadError
 from tunewell.ingest.fit_decode import decode, diagnose
 from tunewell.ingest.formats import garmin_fit
 from tunewell.ingest.runner import ingest_paths
+from tunewell.lake.timezones import local_time, zone_offsets
 from tunewell.settings import UserSettings
 
 BROKEN = (
@@ -439,3 +440,20 @@ def test_daily_log_covers_the_local_day_its_midnight_stamp_closes(day, offset_mi
     if day.month == 6:
         clock = garmin_fit.Clock(offset_min, None, bare.home_tz, bare, offset_at=start)
         assert clock.day_closed_by(end) == (start, end)
+
+
+@pytest.mark.parametrize("zoned", [True, False])
+def test_scalar_local_time_follows_the_rows_offset_rule(zoned: bool) -> None:
+    """``Clock.local`` (a few instants per file, in Python) gives the wall-clock time that the
+    rows' own ``utc_offset_min`` (``Clock.label`` and the lake's zone rule, in polars) gives, for
+    instants all around both 2026 DST changes and for device offsets that agree or not."""
+    user = USER if zoned else UserSettings("u2")
+    t0 = datetime(2026, 3, 27, tzinfo=UTC)
+    times = [t0 + timedelta(minutes=37 * i) for i in range(300)]
+    times += [datetime(2026, 10, 23, tzinfo=UTC) + timedelta(minutes=37 * i) for i in range(300)]
+    df = pl.DataFrame({"start_utc": pl.Series(times, dtype=garmin_fit.UTC_TS)})
+    for offset, at in ((60, t0), (120, t0), (None, None), (-300, t0)):
+        clock = garmin_fit.Clock(offset, None, user.home_tz, user, offset_at=at)
+        rows = zone_offsets(clock.label(df), user)
+        expected = rows.select(local_time())["start_utc"].to_list()
+        assert [clock.local(t) for t in times] == expected, offset
