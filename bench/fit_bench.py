@@ -18,7 +18,8 @@ load average of the machine beside them.
 - fitparse alone: every message of every file parsed.
 
 ``--tunewell-path DIR`` puts another checkout's package first on ``PYTHONPATH`` (a folder
-holding ``tunewell/``), to time the code before a change on the same files in the same run.
+holding ``tunewell/``), to time the code before a change on the same files (``--no-workers`` for
+code that has no ``--workers``; ``--label`` names the results file).
 
     python bench/fit_bench.py --days 365 --repeats 3
 """
@@ -142,6 +143,10 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--tunewell-path", type=Path, default=None)
+    ap.add_argument("--label", default="", help="results go to out/fit_bench[_LABEL].json")
+    ap.add_argument("--no-workers", action="store_true", help="code without --workers")
+    ap.add_argument("--no-features", action="store_true", help="skip ingest + features")
+    ap.add_argument("--no-fitparse", action="store_true", help="skip fitparse (no goal row)")
     args = ap.parse_args()
     OUT.mkdir(exist_ok=True)
     folder = corpus(args.days)
@@ -158,15 +163,16 @@ def main() -> None:
     rows: dict[str, dict[str, int]] = {}
     for _ in range(args.repeats):
         for name, (feats, workers) in tw.items():
-            if workers > 1 and args.tunewell_path:
-                continue  # the code before the change has no --workers
+            if (workers > 1 and args.no_workers) or (feats and args.no_features):
+                continue
             with tempfile.TemporaryDirectory() as tmp:
                 run = measure(tunewell(folder, Path(tmp) / "lake", feats, workers), env)
                 runs[name].append(run)
                 rows[name] = _tables(run)
         runs["sdk 1 process"].append(measure([sys.executable, "-c", SDK_PASS, str(folder), "1"]))
         runs["sdk Pool(2)"].append(measure([sys.executable, "-c", SDK_PASS, str(folder), "2"]))
-        runs["fitparse"].append(measure([sys.executable, "-c", FITPARSE_PASS, str(folder)]))
+        if not args.no_fitparse:
+            runs["fitparse"].append(measure([sys.executable, "-c", FITPARSE_PASS, str(folder)]))
     # Equal outputs before any time counts: every tunewell variant wrote the same rows.
     counts = list(rows.values())
     if any(c != counts[0] for c in counts):
@@ -196,8 +202,9 @@ def main() -> None:
         "results": med,
         "ratios": ratios,
         "cpus": os.cpu_count(),
+        "tunewell_path": str(args.tunewell_path or "this checkout"),
     }
-    name = "fit_bench_before.json" if args.tunewell_path else "fit_bench.json"
+    name = f"fit_bench_{args.label}.json" if args.label else "fit_bench.json"
     (OUT / name).write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
 

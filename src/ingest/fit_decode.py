@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 from garmin_fit_sdk import Decoder, Profile, Stream
-from garmin_fit_sdk.crc_calculator import CrcCalculator
 
 from tunewell.ingest import safety
 
@@ -78,7 +77,14 @@ def decode(path: Path, display: str | None = None) -> FitMessages:
     def listen(num: int, mesg: dict[str, Any]) -> None:
         ordered.append((names.get(num, str(num)), mesg))
 
-    _, errors = Decoder(Stream.from_byte_array(bytearray(data))).read(mesg_listener=listen)
+    # The SDK checks the file CRC byte by byte as it reads (~1/7 of its decode time). When our
+    # own walk of the chain finds every header and CRC sound, that check is done: the SDK skips
+    # it. A file with a defect is decoded with the SDK's check on, as before, so its verdict and
+    # message are unchanged.
+    sound = diagnose(data) is None
+    _, errors = Decoder(Stream.from_byte_array(bytearray(data))).read(
+        mesg_listener=listen, enable_crc_check=not sound
+    )
     if not errors:
         return FitMessages("garmin_fit_sdk", ordered)
     message = str(errors[0])
@@ -97,6 +103,28 @@ def _sdk_text(message: str) -> str:
     return message.replace("FIT Runtime Error", "decoder:").strip()
 
 
+def _crc_table() -> tuple[int, ...]:
+    table = []
+    for i in range(256):
+        crc = i
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+        table.append(crc)
+    return tuple(table)
+
+
+_CRC16 = _crc_table()
+
+
+def crc16(data: bytes, start: int, end: int) -> int:
+    """The FIT file CRC (CRC-16/ARC, as ``CrcCalculator``) a byte per table step, not two
+    nibble steps through a function call: ~6x faster, which matters as it runs on every file."""
+    crc, table = 0, _CRC16
+    for b in data[start:end]:
+        crc = (crc >> 8) ^ table[(crc ^ b) & 0xFF]
+    return crc
+
+
 def diagnose(data: bytes) -> str | None:
     """The first structural defect in a (possibly chained) FIT file, or None if there is none."""
     pos, index = 0, 1
@@ -110,7 +138,7 @@ def diagnose(data: bytes) -> str | None:
         (dsize,) = struct.unpack_from("<I", data, pos + 4)
         if hsize == 14:
             (hcrc,) = struct.unpack_from("<H", data, pos + 12)
-            if hcrc and hcrc != CrcCalculator.calculate_crc(data, pos, pos + 12):
+            if hcrc and hcrc != crc16(data, pos, pos + 12):
                 return f"corrupt header in {where}: header CRC mismatch"
         end = pos + hsize + dsize
         if end + 2 > len(data):
@@ -119,7 +147,7 @@ def diagnose(data: bytes) -> str | None:
                 f"only {len(data) - pos - hsize} bytes follow its header"
             )
         (stored,) = struct.unpack_from("<H", data, end)
-        computed = CrcCalculator.calculate_crc(data, pos, end)
+        computed = crc16(data, pos, end)
         if stored != computed:
             return f"CRC mismatch in {where}: stored 0x{stored:04X}, computed 0x{computed:04X}"
         pos, index = end + 2, index + 1

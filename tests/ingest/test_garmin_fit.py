@@ -457,3 +457,18 @@ def test_scalar_local_time_follows_the_rows_offset_rule(zoned: bool) -> None:
         rows = zone_offsets(clock.label(df), user)
         expected = rows.select(local_time())["start_utc"].to_list()
         assert [clock.local(t) for t in times] == expected, offset
+
+
+@pytest.mark.realdata
+def test_fast_crc_is_the_sdk_crc_on_every_real_file() -> None:
+    """``crc16`` stands in for the SDK's own CRC check on sound files, so it must be that CRC."""
+    from garmin_fit_sdk.crc_calculator import CrcCalculator
+
+    from tunewell.ingest.fit_decode import crc16
+
+    rng = np.random.default_rng(3)
+    for p in sorted(x for x in shared("fit").rglob("*") if x.suffix.lower() == ".fit"):
+        data = p.read_bytes()
+        for a, b in ((0, len(data)), (0, 12), *rng.integers(0, len(data), (3, 2)).tolist()):
+            a, b = min(a, b), max(a, b)
+            assert crc16(data, a, b) == CrcCalculator.calculate_crc(data, a, b), (p.name, a, b)
