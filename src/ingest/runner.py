@@ -5,7 +5,7 @@ The file lifecycle (DESIGN.md) in three steps:
 1. ``stage_file``: detect the format by content and read the file into owner-only staging Parquet
    (``<lake>/staging/<sha>/``). A file that cannot be read is copied to quarantine with its
    reason, and the run goes on. Staging bounds memory for huge exports and lets a Prefect flow run
-   one task per file.
+   one task per file, or ``ingest_candidates(workers=N)`` stage files in N processes.
 2. ``commit``: per table, one Great Expectations validation over all staged rows of the run; failed
    rows go to ``quarantine/rows/`` with the failed expectation; a file most of whose rows fail is
    quarantined whole; the rest is upserted by ``record_id`` (one partition rewrite per table and
