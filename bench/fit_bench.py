@@ -173,6 +173,9 @@ def main() -> None:
         runs["sdk Pool(2)"].append(measure([sys.executable, "-c", SDK_PASS, str(folder), "2"]))
         if not args.no_fitparse:
             runs["fitparse"].append(measure([sys.executable, "-c", FITPARSE_PASS, str(folder)]))
+        # Every finished repeat is kept, so a run cut short still leaves its measurements.
+        partial = {k: [vars(r) | {"stdout": ""} for r in v] for k, v in runs.items()}
+        (OUT / "fit_bench_partial.json").write_text(json.dumps(partial, indent=1))
     # Equal outputs before any time counts: every tunewell variant wrote the same rows.
     counts = list(rows.values())
     if any(c != counts[0] for c in counts):
