@@ -219,21 +219,25 @@ def upsert_files(
     source files; ``on_rows`` sees each partition's rows before de-duplication.
     """
     stats = UpsertStats(name)
-    if not files:
-        return stats
-    lf = pl.scan_parquet(list(files)).select(table(name).names)
-    if exclude_files:
-        lf = lf.filter(~pl.col("source_file").is_in(list(exclude_files)))
-    lf = lf.with_columns(_year_expr(name).alias("__year"))
-    keys = lf.select("user_id", "__year").unique(maintain_order=True).collect()
-    for user, year in keys.iter_rows():
-        part = lf.filter(
-            pl.col("user_id").eq_missing(user) & pl.col("__year").eq_missing(year)
-        ).collect()
+    keep = ~pl.col("source_file").is_in(list(exclude_files)) if exclude_files else pl.lit(True)
+    year = _year_expr(name).alias("__year")
+    # Which partitions each file has (two columns read): a partition then reads only its files,
+    # one at a time, so no more than one staged file is decoded at once.
+    held: dict[tuple[str, int | None], list[Path]] = {}
+    for f in files:
+        keys = pl.scan_parquet(f).filter(keep).select("user_id", year).unique(maintain_order=True)
+        for key in keys.collect().iter_rows():
+            held.setdefault(key, []).append(Path(f))
+    for (user, yr), where in held.items():
+        mine = keep & pl.col("user_id").eq_missing(user) & year.eq_missing(yr)
+        cols = table(name).names
+        pieces = [pl.scan_parquet(f).filter(mine).select(cols).collect() for f in where]
+        part = pl.concat(pieces, how="vertical_relaxed") if len(pieces) > 1 else pieces[0]
+        del pieces
         stats.rows_in += part.height
         if on_rows is not None:
             on_rows(part)
-        _upsert_partition(lake, name, str(user), year, part.drop("__year"), stats)
+        _upsert_partition(lake, name, str(user), yr, part, stats)
         del part
     return stats
 
@@ -244,7 +248,8 @@ def _upsert_partition(
     """Merge one partition's new rows into its file; an unchanged partition is not written."""
     t = table(name)
     before = new.height
-    new = new.unique(subset="record_id", keep="last", maintain_order=True)
+    if new.select(pl.col("record_id").n_unique()).item() != before:  # cheaper than unique()
+        new = new.unique(subset="record_id", keep="last", maintain_order=True)
     stats.duplicates_in_batch += before - new.height
     path = table_dir(lake, name) / f"user_id={check_user_id(user)}" / f"year={year}" / PART_FILE
     if path.exists():
@@ -262,12 +267,20 @@ def _upsert_partition(
     else:
         stats.inserted += new.height
         merged = new
-    merged = merged.sort(
-        [c for c in ("start_utc", t.time_column, "record_id") if c in merged.columns]
-    )
+    order = [c for c in ("start_utc", t.time_column, "record_id") if c in merged.columns]
+    if not _strictly_increasing(merged, order[0]):  # a first ingest usually arrives in order
+        merged = merged.sort(order)
     crashpoint(f"{t.layer}_partition")
     _write_parquet_atomic(path, to_arrow(merged, name).drop(["user_id"]))
     stats.partitions += 1
+
+
+def _strictly_increasing(df: pl.DataFrame, col: str) -> bool:
+    """Already sorted by ``col`` without ties, hence by any key list that starts with it."""
+    s = df[col]
+    if s.null_count() or not (s.dtype.is_temporal() or s.dtype.is_numeric()):
+        return False
+    return df.height < 2 or bool((s.to_physical().diff().drop_nulls() > 0).all())
 
 
 def replace_partitions(
