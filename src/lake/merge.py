@@ -342,8 +342,8 @@ def merge_counts(silver: dict[str, pl.LazyFrame], priority: Sequence[str]) -> li
         n_out = n_in
         if episodes is not None:
             kept = episodes.lazy().select(pl.col("record_id").alias("episode_id"))
-            n_out = st.select("episode_id").join(kept, on="episode_id").select(pl.len())
-            n_out = n_out.collect().item()
+            matched = st.select("episode_id").join(kept, on="episode_id").select(pl.len())
+            n_out = matched.collect().item()
         counts.append(MergeCount("sleep_stage", n_in, n_out))
     return counts
 
