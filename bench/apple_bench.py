@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -62,6 +63,7 @@ class Run:
     seconds: float
     peak_mb: float
     stdout: str
+    cpu_s: float = 0.0  # user + system of the contender (its threads and children included)
 
 
 # A fresh small interpreter forks the contender and reports its rusage: Linux carries the
@@ -75,6 +77,7 @@ if pid == 0:
     os.execvp(sys.argv[1], sys.argv[1:])
 _, status, usage = os.wait4(pid, 0)
 print(json.dumps({"s": time.perf_counter() - t0, "rss_kb": usage.ru_maxrss,
+                  "cpu": usage.ru_utime + usage.ru_stime,
                   "rc": os.waitstatus_to_exitcode(status)}), file=sys.stderr)
 """
 
@@ -87,7 +90,7 @@ def measure(cmd: list[str], env: dict[str, str] | None = None) -> Run:
     stats = json.loads(proc.stderr.strip().splitlines()[-1])
     if stats["rc"] != 0:
         raise RuntimeError(f"{cmd[0]} failed ({stats['rc']}): {proc.stderr[-2000:]}")
-    return Run(stats["s"], stats["rss_kb"] / 1024, proc.stdout)
+    return Run(stats["s"], stats["rss_kb"] / 1024, proc.stdout, stats["cpu"])
 
 
 def tunewell_cmd(zip_path: Path, lake: Path) -> list[str]:
@@ -157,10 +160,17 @@ def bench_size(mb: float, repeats: int) -> dict:
         k: {
             "s": statistics.median(r.seconds for r in v),
             "peak_mb": statistics.median(r.peak_mb for r in v),
+            "cpu_s": statistics.median(r.cpu_s for r in v),
+            "runs": [(round(r.seconds, 1), round(r.cpu_s, 1), round(r.peak_mb)) for r in v],
         }
         for k, v in res.items()
     }
-    return {"xml_mb": xml_mb(zip_path), "rows": rows, "results": summary}
+    return {
+        "xml_mb": xml_mb(zip_path),
+        "rows": rows,
+        "results": summary,
+        "load_average": [round(x, 1) for x in os.getloadavg()],
+    }
 
 
 def main() -> None:
@@ -176,8 +186,12 @@ def main() -> None:
             write_heavy_export(z, 5)
             print(json.dumps({"quick": True, "rows": check_equal(z)}))
         return
-    report = {str(int(mb)): bench_size(mb, args.repeats) for mb in args.mb}
-    (OUT / "apple_bench.json").write_text(json.dumps(report, indent=2))
+    out = OUT / "apple_bench.json"  # sizes run separately (e.g. fewer repeats) accumulate here
+    report = json.loads(out.read_text()) if out.exists() else {}
+    for mb in args.mb:
+        report[str(int(mb))] = bench_size(mb, args.repeats)
+        print(json.dumps({str(int(mb)): report[str(int(mb))]}), flush=True)
+        out.write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
 
 

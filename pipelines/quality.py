@@ -20,7 +20,7 @@ from tunewell.features.refresh import RefreshStats
 from tunewell.ingest.runner import RunReport
 from tunewell.lake import store
 from tunewell.lake.manifest import FileStatus
-from tunewell.lake.merge import resolve_silver
+from tunewell.lake.merge import merge_counts as count_merged
 from tunewell.lake.paths import lake_path
 from tunewell.lake.store import atomic_write_bytes
 from tunewell.lake.timezones import local_date
@@ -140,7 +140,7 @@ class QualityReport:
 
 def merge_counts(lake: Path, settings: Settings, users: list[str]) -> list[MergeLine]:
     silver = {n: store.scan(lake, n, users) for n in store.table_names("silver")}
-    _, counts = resolve_silver(silver, settings.source_priority)
+    counts = count_merged(silver, settings.source_priority)
     return [MergeLine(c.table, c.rows_in, c.rows_out, c.dropped) for c in counts if c.rows_in]
 
 

@@ -58,19 +58,28 @@ class RefreshStats:
     rows: dict[str, int] = field(default_factory=dict)
 
 
+# Output days per build of a long range (a first ingest recomputes the whole history): each
+# chunk reads only its own days plus the windows' lookback, so the feature step's memory follows
+# the chunk, not the history. Chunks give the rows of one build (the incremental guarantee).
+CHUNK_DAYS = 183
+
+
 def load_silver(
-    lake: Path, settings: Settings, user: str, start: date | None
+    lake: Path, settings: Settings, user: str, start: date | None, stop: date | None = None
 ) -> dict[str, pl.LazyFrame]:
-    """Resolved silver rows of one user from ``start`` (local date, with a day of slack)."""
+    """Resolved silver rows of one user from ``start`` (local date, with a day of slack) to
+    ``stop`` (two days of slack: the night of ``stop`` ends the next morning, in any zone)."""
     out: dict[str, pl.LazyFrame] = {}
-    lo = None
-    if start is not None:
-        lo = datetime.combine(start - timedelta(days=1), time(), tzinfo=ZoneInfo("UTC"))
+    utc = ZoneInfo("UTC")
     for name in FEATURE_INPUTS:
         lf = store.scan(lake, name, [user])
-        if lo is not None:
+        if start is not None:
+            lo = datetime.combine(start - timedelta(days=1), time(), tzinfo=utc)
             lf = lf.filter(pl.col("start_utc") >= lo)
-        out[name] = lf.collect().lazy()
+        if stop is not None:
+            hi = datetime.combine(stop + timedelta(days=2), time(), tzinfo=utc)
+            lf = lf.filter(pl.col("start_utc") < hi)
+        out[name] = lf  # resolved straight from the scan: the raw rows are never held beside
     resolved, _ = resolve_silver(out, settings.source_priority)
     return resolved
 
@@ -119,11 +128,24 @@ def build_user(settings: Settings, plan: UserPlan, derive: Derive | None = None)
     from exactly those nightly rows (the models' scores)."""
     lake = lake_path(settings.lake)
     start, end = plan.window
-    first = load_window(start, end)[0] if start and end else None
-    silver = load_silver(lake, settings, plan.user, first)
     us = {plan.user: settings.lake_user(plan.user)}
-    nightly = build_nightly_features(silver, us, start, end)
-    tables = {"nightly_features": nightly, "daily_load": build_daily_load(silver, us, start, end)}
+    if not (start and end):
+        silver = load_silver(lake, settings, plan.user, None)
+        nightly = build_nightly_features(silver, us, None, None)
+        load = build_daily_load(silver, us, None, None)
+    else:
+        nightly_parts, load_parts = [], []
+        lo = start
+        while lo <= end:
+            hi = min(lo + timedelta(days=CHUNK_DAYS - 1), end)
+            silver = load_silver(lake, settings, plan.user, load_window(lo, hi)[0], hi)
+            nightly_parts.append(build_nightly_features(silver, us, lo, hi))
+            load_parts.append(build_daily_load(silver, us, lo, hi))
+            del silver
+            lo = hi + timedelta(days=1)
+        nightly = pl.concat(nightly_parts, how="vertical_relaxed")
+        load = pl.concat(load_parts, how="vertical_relaxed")
+    tables = {"nightly_features": nightly, "daily_load": load}
     if derive is not None:
         tables |= derive(plan.user, nightly)
     return UserGold(plan, tables)

@@ -53,13 +53,14 @@ from tunewell.lake.store import (
     lake_lock,
     run_lock,
     secure_mkdir,
-    upsert,
+    upsert_files,
 )
 from tunewell.lake.timezones import local_date
 from tunewell.settings import Settings, UserSettings
 
 R = TypeVar("R")
-SPILL_ROWS = 500_000
+# Staged rows held before a spill to staging Parquet; also the most rows commit reads at once.
+SPILL_ROWS = 200_000
 # A file is rejected whole when more than this share of its rows fail validation: then the
 # file itself is wrong (wrong units, wrong clock), not a few glitchy samples.
 FILE_REJECT_SHARE = 0.5
@@ -415,40 +416,55 @@ def _stage_zip(
 
 
 def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
-    """Validate the run's staged rows per table, upsert what passed, record the manifest."""
+    """Validate the run's staged rows per table, upsert what passed, record the manifest.
+
+    Bounded memory: rows are validated one staged part (at most ``SPILL_ROWS`` rows) at a time
+    and upserted one partition at a time (``store.upsert_files``), so a run never holds all of
+    its rows. The result is that of validating and upserting their concatenation at once.
+    """
     lake = lake_path(settings.lake)
     report = RunReport()
     live = [s for s in staged if s.tables and s.result.status == FileStatus.STAGED]
-    by_table: dict[str, list[pl.DataFrame]] = {}
+    parts: dict[str, list[Path]] = {}
     for s in live:
         for tbl, paths in s.tables.items():
-            by_table.setdefault(tbl, []).extend(pl.read_parquet(p) for p in paths)
-    kept: dict[str, pl.DataFrame] = {}
-    for tbl, frames in sorted(by_table.items()):
-        df = pl.concat(frames, how="vertical_relaxed")
-        out = validate.check(tbl, df)
+            parts.setdefault(tbl, []).extend(paths)
+    total_of: dict[str, int] = {}  # rows staged per source file, all tables
+    dropped: dict[tuple[str, str, str], int] = {}  # (table, sha, user) -> failed rows
+    passed: dict[str, list[Path]] = {}
+    for tbl, paths in sorted(parts.items()):
+        rows, failures, bad_frames = 0, dict[str, int](), list[pl.DataFrame]()
+        for p in paths:
+            df = pl.read_parquet(p)
+            rows += df.height
+            for sha, n in df.group_by("source_file").len().iter_rows():
+                total_of[sha] = total_of.get(sha, 0) + n
+            out = validate.check(tbl, df)
+            del df
+            if out.bad.height:
+                for name, n in out.failures.items():
+                    failures[name] = failures.get(name, 0) + n
+                for sha, uid, n in out.bad.group_by("source_file", "user_id").len().iter_rows():
+                    dropped[(tbl, sha, uid)] = dropped.get((tbl, sha, uid), 0) + n
+                bad_frames.append(out.bad)
+                p = p.with_name(f"{p.stem}.valid.parquet")
+                buf = io.BytesIO()
+                out.good.write_parquet(buf)
+                atomic_write_bytes(p, buf.getvalue())
+            passed.setdefault(tbl, []).append(p)
+            del out
         report.validated[tbl] = {
-            "rows": df.height,
+            "rows": rows,
             "expectations": [x.name for x in validate.specs(tbl)],
         }
-        kept[tbl] = out.good
-        if out.bad.height:
-            report.invalid_rows[tbl] = out.failures
-            _write_bad_rows(lake, tbl, out.bad)
-            for sha, uid, n in out.bad.group_by("source_file", "user_id").len().iter_rows():
-                for s in live:
-                    if (s.result.sha256, s.result.user_id) == (sha, uid):
-                        s.result.dropped_invalid[tbl] = n
+        if bad_frames:
+            report.invalid_rows[tbl] = failures
+            _write_bad_rows(lake, tbl, pl.concat(bad_frames, how="vertical_relaxed"))
+    for (tbl, sha, uid), n in dropped.items():
+        for s in live:
+            if (s.result.sha256, s.result.user_id) == (sha, uid):
+                s.result.dropped_invalid[tbl] = n
     # Files whose rows mostly failed are rejected whole.
-    totals = (
-        pl.concat(
-            [df.group_by("source_file").len() for frames in by_table.values() for df in frames]
-            or [pl.DataFrame(schema={"source_file": pl.String, "len": pl.UInt32})]
-        )
-        .group_by("source_file")
-        .agg(pl.col("len").sum())
-    )
-    total_of = dict(totals.iter_rows())
     rejected: set[str] = set()
     for s in live:
         total = total_of.get(s.result.sha256, 0)
@@ -465,13 +481,19 @@ def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
                 code=safety.Code.ROWS_FAILED_VALIDATION,
             )
     with _WRITE_MUTEX, lake_lock(lake):
-        for tbl, df in kept.items():
-            if rejected:
-                df = df.filter(~pl.col("source_file").is_in(list(rejected)))
-            report.tables[tbl] = upsert(lake, tbl, df)
-            if tbl not in CONTEXT_ONLY:
-                _note_dates(report, df)
-            for sha, uid, n in df.group_by("source_file", "user_id").len().iter_rows():
+        for tbl, files in passed.items():
+            counted: dict[tuple[str, str], int] = {}
+
+            def seen(part: pl.DataFrame, tbl: str = tbl, counted: dict = counted) -> None:
+                if tbl not in CONTEXT_ONLY:
+                    _note_dates(report, part)
+                for sha, uid, n in part.group_by("source_file", "user_id").len().iter_rows():
+                    counted[(sha, uid)] = counted.get((sha, uid), 0) + n
+
+            report.tables[tbl] = upsert_files(
+                lake, tbl, files, exclude_files=rejected, on_rows=seen
+            )
+            for (sha, uid), n in counted.items():
                 for s in live:
                     if (s.result.sha256, s.result.user_id) == (sha, uid):
                         s.result.rows[tbl] = n

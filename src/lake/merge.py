@@ -302,3 +302,57 @@ def resolve_silver(
         counts.append(MergeCount("sleep_stage", st.select(pl.len()).collect().item(), res.height))
         out["sleep_stage"] = res.lazy()
     return out, counts
+
+
+# Tables whose resolution can only drop a row in favour of another source's row: with one source
+# in them nothing is dropped, so counting needs no resolve at all.
+_ONE_SOURCE_KEEPS_ALL = frozenset(
+    {"heart_rate", "vitals", "rr_interval", "hrv", "workout", "lab_result"}
+)
+
+
+def merge_counts(silver: dict[str, pl.LazyFrame], priority: Sequence[str]) -> list[MergeCount]:
+    """The counts of ``resolve_silver`` (same order) without materialising the resolved view.
+
+    The run report needs only how many rows the merge dropped; a re-ingest that changed nothing
+    used to resolve every table of the person's history at once for it. Here each table is
+    counted alone: a table with one source in it is counted from its rows when its rule keeps
+    every row of a single source, steps are resolved only when they have more than one layer,
+    and stages are matched to the (small) resolved episodes by id alone.
+    """
+    counts: list[MergeCount] = []
+    episodes: pl.DataFrame | None = None
+    for name, lf in silver.items():
+        if name == "sleep_stage":
+            continue
+        n_in = lf.select(pl.len()).collect().item()
+        if name == "sleep_episode":
+            episodes = resolve(name, lf, priority).collect()
+            n_out = episodes.height
+        elif n_in == 0 or (name in _ONE_SOURCE_KEEPS_ALL and _one_source(lf)):
+            n_out = n_in
+        elif name == "steps" and _layers(lf) <= 1:
+            n_out = n_in  # one source at one resolution: no layer covers another
+        else:
+            n_out = resolve(name, lf, priority).select(pl.len()).collect().item()
+        counts.append(MergeCount(name, n_in, n_out))
+    if "sleep_stage" in silver:
+        st = silver["sleep_stage"]
+        n_in = st.select(pl.len()).collect().item()
+        n_out = n_in
+        if episodes is not None:
+            kept = episodes.lazy().select(pl.col("record_id").alias("episode_id"))
+            matched = st.select("episode_id").join(kept, on="episode_id").select(pl.len())
+            n_out = matched.collect().item()
+        counts.append(MergeCount("sleep_stage", n_in, n_out))
+    return counts
+
+
+def _one_source(lf: pl.LazyFrame) -> bool:
+    s = lf.select(pl.col("source").n_unique().alias("n"), pl.col("source").null_count().alias("z"))
+    n, z = s.collect().row(0)
+    return n <= 1 and z == 0
+
+
+def _layers(lf: pl.LazyFrame) -> int:
+    return lf.select("source", _grain()).unique().select(pl.len()).collect().item()

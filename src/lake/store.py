@@ -15,7 +15,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,40 +192,95 @@ def _year_expr(name: str) -> pl.Expr:
 
 def upsert(lake: Path, name: str, df: pl.DataFrame) -> UpsertStats:
     """Insert or replace rows by ``record_id``; the batch's last row wins within the batch."""
-    t = table(name)
     stats = UpsertStats(name, rows_in=df.height)
     if df.is_empty():
         return stats
-    df = df.select(t.names)
-    before = df.height
-    df = df.unique(subset="record_id", keep="last", maintain_order=True)
-    stats.duplicates_in_batch = before - df.height
-    df = df.with_columns(_year_expr(name).alias("__year"))
-    base = table_dir(lake, name)
+    df = df.select(table(name).names).with_columns(_year_expr(name).alias("__year"))
     for (user, year), part in df.group_by(["user_id", "__year"], maintain_order=True):
-        path = base / f"user_id={check_user_id(str(user))}" / f"year={year}" / PART_FILE
-        new = part.drop("__year")
-        if path.exists():
-            old = read_partition(path, name, str(user))
-            hit = old.join(new.select("record_id"), on="record_id", how="semi")
-            same = hit.join(new, on=t.names, how="semi", nulls_equal=True)
-            stats.unchanged += same.height
-            stats.updated += hit.height - same.height
-            stats.inserted += new.height - hit.height
-            if hit.height == same.height == new.height:
-                continue  # nothing new: leave the file untouched (cheap idempotent re-runs)
-            kept = old.join(new.select("record_id"), on="record_id", how="anti")
-            merged = pl.concat([kept, new], how="vertical_relaxed")
-        else:
-            stats.inserted += new.height
-            merged = new
-        merged = merged.sort(
-            [c for c in ("start_utc", t.time_column, "record_id") if c in merged.columns]
-        )
-        crashpoint(f"{t.layer}_partition")
-        _write_parquet_atomic(path, to_arrow(merged, name).drop(["user_id"]))
-        stats.partitions += 1
+        _upsert_partition(lake, name, str(user), year, part.drop("__year"), stats)
     return stats
+
+
+def upsert_files(
+    lake: Path,
+    name: str,
+    files: Sequence[Path],
+    *,
+    exclude_files: Collection[str] = (),
+    on_rows: Callable[[pl.DataFrame], None] | None = None,
+) -> UpsertStats:
+    """``upsert`` of the rows staged in Parquet ``files``, one (user, year) partition at a time.
+
+    Memory holds one partition's new and old rows, never the whole run's: a 1 GB export's rows
+    are read from staging once per partition they touch (a filtered scan), so the peak follows
+    the largest partition, not the file. Files are read in order, so the last staged row of a
+    ``record_id`` still wins, exactly as ``upsert`` of their concatenation (a record id fixes
+    its user and its time, hence its partition). ``exclude_files`` drops the rows of rejected
+    source files; ``on_rows`` sees each partition's rows before de-duplication.
+    """
+    stats = UpsertStats(name)
+    keep = ~pl.col("source_file").is_in(list(exclude_files)) if exclude_files else pl.lit(True)
+    year = _year_expr(name).alias("__year")
+    # Which partitions each file has (two columns read): a partition then reads only its files,
+    # one at a time, so no more than one staged file is decoded at once.
+    held: dict[tuple[str, int | None], list[Path]] = {}
+    for f in files:
+        keys = pl.scan_parquet(f).filter(keep).select("user_id", year).unique(maintain_order=True)
+        for key in keys.collect().iter_rows():
+            held.setdefault(key, []).append(Path(f))
+    for (user, yr), where in held.items():
+        mine = keep & pl.col("user_id").eq_missing(user) & year.eq_missing(yr)
+        cols = table(name).names
+        pieces = [pl.scan_parquet(f).filter(mine).select(cols).collect() for f in where]
+        part = pl.concat(pieces, how="vertical_relaxed") if len(pieces) > 1 else pieces[0]
+        del pieces
+        stats.rows_in += part.height
+        if on_rows is not None:
+            on_rows(part)
+        _upsert_partition(lake, name, str(user), yr, part, stats)
+        del part
+    return stats
+
+
+def _upsert_partition(
+    lake: Path, name: str, user: str, year: int | None, new: pl.DataFrame, stats: UpsertStats
+) -> None:
+    """Merge one partition's new rows into its file; an unchanged partition is not written."""
+    t = table(name)
+    before = new.height
+    if new.select(pl.col("record_id").n_unique()).item() != before:  # cheaper than unique()
+        new = new.unique(subset="record_id", keep="last", maintain_order=True)
+    stats.duplicates_in_batch += before - new.height
+    path = table_dir(lake, name) / f"user_id={check_user_id(user)}" / f"year={year}" / PART_FILE
+    if path.exists():
+        old = read_partition(path, name, user)
+        hit = old.join(new.select("record_id"), on="record_id", how="semi")
+        same = hit.join(new, on=t.names, how="semi", nulls_equal=True)
+        stats.unchanged += same.height
+        stats.updated += hit.height - same.height
+        stats.inserted += new.height - hit.height
+        if hit.height == same.height == new.height:
+            return  # nothing new: leave the file untouched (cheap idempotent re-runs)
+        kept = old.join(new.select("record_id"), on="record_id", how="anti")
+        del old
+        merged = pl.concat([kept, new], how="vertical_relaxed")
+    else:
+        stats.inserted += new.height
+        merged = new
+    order = [c for c in ("start_utc", t.time_column, "record_id") if c in merged.columns]
+    if not _strictly_increasing(merged, order[0]):  # a first ingest usually arrives in order
+        merged = merged.sort(order)
+    crashpoint(f"{t.layer}_partition")
+    _write_parquet_atomic(path, to_arrow(merged, name).drop(["user_id"]))
+    stats.partitions += 1
+
+
+def _strictly_increasing(df: pl.DataFrame, col: str) -> bool:
+    """Already sorted by ``col`` without ties, hence by any key list that starts with it."""
+    s = df[col]
+    if s.null_count() or not (s.dtype.is_temporal() or s.dtype.is_numeric()):
+        return False
+    return df.height < 2 or bool((s.to_physical().diff().drop_nulls() > 0).all())
 
 
 def replace_partitions(

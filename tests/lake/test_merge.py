@@ -232,3 +232,56 @@ def test_two_devices_nightly_hrv_of_one_night_is_not_averaged():
     )
     out = resolve("hrv", both.lazy(), PRIO).collect().sort("start_utc")
     assert out["value_ms"].to_list() == [52.0, 41.0]
+
+
+def _hr(source: str, start: datetime, n: int, bpm: float = 60.0) -> pl.DataFrame:
+    df = pl.DataFrame(
+        {
+            "start_utc": [start + timedelta(seconds=20 * i) for i in range(n)],
+            "bpm": [bpm] * n,
+            "context": ["sample"] * n,
+        }
+    )
+    return conform(df, "heart_rate", user=USER, source=source, source_file="f")
+
+
+def test_merge_counts_equal_those_of_resolving_everything():
+    """The run report's cheap counts are ``resolve_silver``'s: one source, two sources, steps at
+    two resolutions of one source, and stages whose episode the merge dropped."""
+    from tunewell.lake.merge import merge_counts
+
+    def episode(source: str, start: datetime, hours: float) -> pl.DataFrame:
+        df = pl.DataFrame({"start_utc": [start], "end_utc": [start + timedelta(hours=hours)]})
+        return conform(df, "sleep_episode", user=USER, source=source, source_file="f")
+
+    night = datetime(2026, 6, 1, 21, 0, tzinfo=UTC)
+    eps = pl.concat([episode("garmin_fit", night, 8), episode("apple_health", night, 7.5)])
+    stage_rows = []
+    for ep in eps.iter_rows(named=True):
+        df = pl.DataFrame(
+            {
+                "start_utc": [ep["start_utc"]],
+                "end_utc": [ep["end_utc"]],
+                "stage": ["light"],
+                "episode_id": [ep["record_id"]],
+            }
+        )
+        stage_rows.append(
+            conform(df, "sleep_stage", user=USER, source=ep["source"], source_file="f")
+        )
+    hourly = steps("apple_health", T0, 120, 5, step_min=60)
+    cases = [
+        {"heart_rate": _hr("apple_health", T0, 50), "steps": steps("apple_health", T0, 30, 4)},
+        {
+            "heart_rate": pl.concat([_hr("apple_health", T0, 50), _hr("garmin_fit", T0, 20)]),
+            "steps": pl.concat([steps("garmin_fit", T0, 60, 10), steps("apple_health", T0, 90, 7)]),
+            "sleep_episode": eps,
+            "sleep_stage": pl.concat(stage_rows),
+        },
+        {"steps": pl.concat([steps("apple_health", T0, 60, 3), hourly])},
+    ]
+    for tables in cases:
+        silver = {k: v.lazy() for k, v in tables.items()}
+        _, want = resolve_silver(silver, PRIO)
+        assert merge_counts(silver, PRIO) == want
+        assert any(c.dropped for c in want) or len(tables) == 2
