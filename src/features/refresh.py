@@ -57,6 +57,12 @@ class RefreshStats:
     rows: dict[str, int] = field(default_factory=dict)
 
 
+# Per-sample tables are the bulk of a person's silver; neither the merge nor the features read
+# their lineage and zone-name strings, so those columns are never decoded from the lake.
+SAMPLE_TABLES = ("rr_interval", "heart_rate", "steps")
+UNREAD_COLUMNS = ("source_file", "record_id", "device", "tz_name", "tz_source")
+
+
 def load_silver(
     lake: Path, settings: Settings, user: str, start: date | None
 ) -> dict[str, pl.LazyFrame]:
@@ -67,6 +73,8 @@ def load_silver(
         lo = datetime.combine(start - timedelta(days=1), time(), tzinfo=ZoneInfo("UTC"))
     for name in FEATURE_INPUTS:
         lf = store.scan(lake, name, [user])
+        if name in SAMPLE_TABLES:
+            lf = lf.drop(UNREAD_COLUMNS)
         if lo is not None:
             lf = lf.filter(pl.col("start_utc") >= lo)
         out[name] = lf.collect().lazy()
