@@ -292,8 +292,13 @@ def main() -> None:
             # Interleaved, so a change in the machine's load hits every implementation alike.
             for impl, workers in runs:
                 out = Path(tmp) / f"{impl}_{workers}_out"
+                # Through a small launcher: a child forked straight from this process (which
+                # may have just generated the data) would report this process's peak RSS.
                 p = subprocess.run(
                     [
+                        sys.executable,
+                        "-c",
+                        "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))",
                         sys.executable,
                         __file__,
                         "--child",

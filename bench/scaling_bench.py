@@ -118,6 +118,7 @@ def child(lake: Path, users_file: Path, mode: str, people: int, workers: int) ->
 
     users = _load_users(users_file)
     s = _settings(lake, users)
+    t1, c1 = time.perf_counter(), time.process_time()  # after the imports
     if mode == "backfill":
         ids = sorted(users)[:people]
         stats = refresh_gold(s, {u: [] for u in ids}, max_workers=workers)
@@ -132,6 +133,8 @@ def child(lake: Path, users_file: Path, mode: str, people: int, workers: int) ->
                 "wall_s": wall,
                 "cpu_s": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime,
                 "cpu_self_s": time.process_time() - c0,
+                "refresh_wall_s": time.perf_counter() - t1,
+                "refresh_cpu_self_s": time.process_time() - c1,
                 "rss_mb": me.ru_maxrss / 1024,
                 "worker_rss_mb": kids.ru_maxrss / 1024 if workers > 1 else 0.0,
                 "load_before": load0,
@@ -144,8 +147,15 @@ def child(lake: Path, users_file: Path, mode: str, people: int, workers: int) ->
     )
 
 
+# Linux carries a forked process's pre-exec peak RSS into its ru_maxrss, so a child forked
+# straight from this process (which may have generated a lake) would report this one's peak:
+# children are started from a small launcher instead.
+LAUNCHER = "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))"
+
+
 def timed(lake: Path, users_file: Path, mode: str, people: int, workers: int = 1) -> dict:
-    cmd = [sys.executable, __file__, "--child", mode, "--lake", str(lake)]
+    cmd = [sys.executable, "-c", LAUNCHER, sys.executable, __file__, "--child", mode]
+    cmd += ["--lake", str(lake)]
     cmd += ["--users-file", str(users_file), "--n", str(people), "--workers", str(workers)]
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if p.returncode:
@@ -349,6 +359,9 @@ def summarise(res: list[dict], key: str) -> list[dict]:
                 "n": len(rs),
                 "wall_s": float(np.median([r["wall_s"] for r in rs])),
                 "cpu_s": float(np.median([r["cpu_s"] for r in rs])),
+                "refresh_wall_s": float(np.median([r["refresh_wall_s"] for r in rs])),
+                "refresh_cpu_self_s": float(np.median([r["refresh_cpu_self_s"] for r in rs])),
+                "append_s": float(np.median([r.get("append_s", np.nan) for r in rs])),
                 "rss_mb": max(r["rss_mb"] for r in rs),
                 "worker_rss_mb": max(r["worker_rss_mb"] for r in rs),
                 "load": [
