@@ -41,7 +41,12 @@ format: install
 # `make bench PEOPLE=5` for a quick look. The results table in bench/README.md is rewritten.
 PEOPLE ?= 100
 bench: install
-	$(BIN)/python bench/features_bench.py --people $(PEOPLE) --days 365 --rr-minutes 30
+	$(BIN)/python bench/features_bench.py --people $(PEOPLE) --days 365 --rr-minutes 30 \
+		--keep-data bench/out/people
+	$(BIN)/python bench/scaling_bench.py backfill --data bench/out/people --work bench/out/backfill \
+		--people 50 100 --workers 2 --repeats 3
+	$(BIN)/python bench/scaling_bench.py incremental --work bench/out/incremental \
+		--history 365 730 --repeats 3
 	$(BIN)/python bench/apple_bench.py --mb 250 1000 --repeats 3
 	$(BIN)/python bench/fit_bench.py --days 365 --repeats 3
 	$(BIN)/python bench/realdata_pass.py
@@ -50,6 +55,7 @@ bench: install
 bench-quick: install
 	$(BIN)/python bench/features_bench.py --people 2 --days 60 --rr-minutes 10 --no-readme
 	$(BIN)/python bench/apple_bench.py --quick
+	$(BIN)/python bench/scaling_bench.py --quick
 
 # Reliability: SIGKILL the nightly path at POINTS crash points (forced + random) and compare the
 # lake with a clean run after each re-run (~1 min a point on a busy 2-core machine).

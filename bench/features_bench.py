@@ -219,7 +219,10 @@ def _versions() -> str:
 
 def write_readme(args: argparse.Namespace, rows: dict, nights: int, res: list[dict]) -> None:
     readme = ROOT / "bench" / "README.md"
-    head = readme.read_text().split("## Results")[0] if readme.exists() else ""
+    text = readme.read_text() if readme.exists() else ""
+    head, _, rest = text.partition("## Results")
+    # Only this section is rewritten: the ingest and scaling sections after it stay.
+    tail = rest[rest.index("\n## ") :] if "\n## " in rest else ""
     lines = [
         "## Results",
         "",
@@ -253,7 +256,7 @@ def write_readme(args: argparse.Namespace, rows: dict, nights: int, res: list[di
             f"| {r['peak_rss_mb'] / ref['peak_rss_mb']:.2f}× |"
         )
     lines.append("")
-    readme.write_text(head + "\n".join(lines))
+    readme.write_text(head + "\n".join(lines) + tail)
 
 
 def main() -> None:
@@ -289,8 +292,13 @@ def main() -> None:
             # Interleaved, so a change in the machine's load hits every implementation alike.
             for impl, workers in runs:
                 out = Path(tmp) / f"{impl}_{workers}_out"
+                # Through a small launcher: a child forked straight from this process (which
+                # may have just generated the data) would report this process's peak RSS.
                 p = subprocess.run(
                     [
+                        sys.executable,
+                        "-c",
+                        "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))",
                         sys.executable,
                         __file__,
                         "--child",

@@ -74,6 +74,14 @@ def _conform_gold(df: pl.DataFrame, name: str, users: dict[str, UserSettings]) -
     return pl.concat(parts).sort("user_id", t.time_column)
 
 
+HR_COLUMNS = ("user_id", "start_utc", "end_utc", "utc_offset_min", "bpm", "context", "source")
+STEPS_COLUMNS = ("user_id", "start_utc", "end_utc", "utc_offset_min", "steps")
+
+
+def _add(f: pl.LazyFrame, family: pl.LazyFrame) -> pl.LazyFrame:
+    return f.join(family.collect().lazy(), on=["user_id", "sleep_date"], how="left")
+
+
 def build_nightly_features(
     silver: dict[str, pl.LazyFrame],
     users: dict[str, UserSettings],
@@ -90,24 +98,24 @@ def build_nightly_features(
     main = night.filter(pl.col("episode_id").is_not_null()).collect().lazy()
     spine = baselines.date_spine(night).collect().lazy()
     rr, dev_hrv = _silver(silver, "rr_interval").filter(flt), _silver(silver, "hrv").filter(flt)
-    hr, vit = _silver(silver, "heart_rate").filter(flt), _silver(silver, "vitals").filter(flt)
-    steps = _silver(silver, "steps").filter(flt)
-    families = (
-        lambda: hrv.nightly_hrv(rr, dev_hrv, main),
-        lambda: hrv.nightly_hr(hr, vit, main),
-        lambda: vitals.nightly_vitals(vit, main),
-        lambda: vitals.day_hr(hr, _silver(silver, "workout").filter(flt)),
-        lambda: circadian.sri(
-            sleep.sleep_intervals(eps, stages), circadian.wear_intervals(eps, steps, hr), main
-        ),
-        lambda: circadian.timing(main),
-        lambda: circadian.rest_activity_any(steps, hr, spine),
-    )
+    vit = _silver(silver, "vitals").filter(flt)
     f = spine.join(night, on=["user_id", "sleep_date"], how="left")
     # One family at a time, each reduced to a row per night before the next starts: their
     # sample-level intermediates (beats, HR samples, minutes) never sit in memory together.
-    for family in families:
-        f = f.join(family().collect().lazy(), on=["user_id", "sleep_date"], how="left")
+    # The beats (the largest input) go first, before the HR samples and steps are held.
+    f = _add(f, hrv.nightly_hrv(rr, dev_hrv, main))
+    f = _add(f, vitals.nightly_vitals(vit, main))
+    f = _add(f, circadian.timing(main))
+    # Four families read the HR samples and two the steps: decoded once, only the columns
+    # they use, and dropped when the last of them is done.
+    hr = _silver(silver, "heart_rate").filter(flt).select(HR_COLUMNS).collect().lazy()
+    steps = _silver(silver, "steps").filter(flt).select(STEPS_COLUMNS).collect().lazy()
+    f = _add(f, hrv.nightly_hr(hr, vit, main))
+    f = _add(f, vitals.day_hr(hr, _silver(silver, "workout").filter(flt)))
+    wear = circadian.wear_intervals(eps, steps, hr)
+    f = _add(f, circadian.sri(sleep.sleep_intervals(eps, stages), wear, main))
+    f = _add(f, circadian.rest_activity_any(steps, hr, spine))
+    del hr, steps, wear
     dip_ok = pl.col("hr_day_ok").fill_null(False) & pl.col("hr_ok").fill_null(False)
     f = f.with_columns(
         pl.when(dip_ok).then(vitals.hr_dip_pct()).alias("hr_dip_pct"), dip_ok.alias("hr_dip_ok")

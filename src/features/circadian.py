@@ -84,6 +84,20 @@ def _covered(f: np.ndarray, last: np.ndarray, lo: int, n: int) -> np.ndarray:
     return np.cumsum(d[:n]) > 0
 
 
+def _per_user(df: pl.DataFrame) -> list[tuple[str | None, pl.DataFrame]]:
+    """``df`` split by user; a one-user frame (every per-user build) as it is, since
+    ``partition_by`` copies a million minute bounds only to return them unchanged."""
+    if df.height == 0:
+        return []
+    ids = df["user_id"]
+    if ids.null_count() == 0 and ids.min() == ids.max():
+        return [(ids[0], df)]
+    return [
+        (uid, g)
+        for (uid,), g in df.partition_by("user_id", as_dict=True, maintain_order=True).items()
+    ]
+
+
 def sri_pairs(asleep: pl.LazyFrame, wear: pl.LazyFrame) -> pl.LazyFrame:
     """Per frame day d: epochs valid on both d − 1 and d (``n_both``) and how many agree.
 
@@ -98,7 +112,7 @@ def sri_pairs(asleep: pl.LazyFrame, wear: pl.LazyFrame) -> pl.LazyFrame:
     b = pl.concat([w, a]).collect()
     day = int(DAY_MIN)
     parts = []
-    for (uid,), g in b.partition_by("user_id", as_dict=True, maintain_order=True).items():
+    for uid, g in _per_user(b):
         f, last = g["_f"].to_numpy(), g["_l"].to_numpy()
         lo = int(f.min())
         n = int(last.max()) - lo

@@ -62,6 +62,10 @@ class RefreshStats:
 # chunk reads only its own days plus the windows' lookback, so the feature step's memory follows
 # the chunk, not the history. Chunks give the rows of one build (the incremental guarantee).
 CHUNK_DAYS = 183
+# Per-sample tables are the bulk of a person's silver; neither the merge nor the features read
+# their lineage and zone-name strings, so those columns are never decoded from the lake.
+SAMPLE_TABLES = ("rr_interval", "heart_rate", "steps")
+UNREAD_COLUMNS = ("source_file", "record_id", "device", "tz_name", "tz_source")
 
 
 def load_silver(
@@ -73,6 +77,8 @@ def load_silver(
     utc = ZoneInfo("UTC")
     for name in FEATURE_INPUTS:
         lf = store.scan(lake, name, [user])
+        if name in SAMPLE_TABLES:
+            lf = lf.drop(UNREAD_COLUMNS)
         if start is not None:
             lo = datetime.combine(start - timedelta(days=1), time(), tzinfo=utc)
             lf = lf.filter(pl.col("start_utc") >= lo)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from tunewell.features.intervals import in_order, within
+from tunewell.features.intervals import in_order, outside, within
 from tunewell.lake.timezones import local_time
 
 KEYS = ["user_id", "sleep_date"]
@@ -159,14 +159,16 @@ def day_hr(hr: pl.LazyFrame, workouts: pl.LazyFrame) -> pl.LazyFrame:
     )
     t = local_time()
     daytime = s.filter(t.dt.hour().is_between(DAY_START_H, DAY_END_H - 1)).collect()
-    s = in_order(daytime, ["user_id", "start_utc"]).lazy().with_row_index("_i")
     w = workouts.select("user_id", "start_utc", "end_utc").rename(
         {"start_utc": "_w_start", "end_utc": "_w_end"}
     )
-    in_w = within(s, w, at="start_utc", start="_w_start", end="_w_end").select("_i")
-    s = s.join(in_w, on="_i", how="anti").with_columns(
-        (t.dt.date() + pl.duration(days=1)).alias("sleep_date")
-    )
+    s = outside(
+        in_order(daytime, ["user_id", "start_utc"]).lazy(),
+        w,
+        at="start_utc",
+        start="_w_start",
+        end="_w_end",
+    ).with_columns((t.dt.date() + pl.duration(days=1)).alias("sleep_date"))
     bins = s.group_by(*KEYS, pl.col("start_utc").dt.truncate(DAY_BIN).alias("_b")).agg(
         pl.col("bpm").mean().alias("_m"), pl.col("source").first().alias("_src")
     )
