@@ -66,20 +66,7 @@ class Run:
     cpu_s: float = 0.0  # user + system of the contender (its threads and children included)
 
 
-# A fresh small interpreter forks the contender and reports its rusage: Linux carries the
-# pre-exec peak RSS of a forked process into its ru_maxrss, so forking straight from this (large)
-# bench process would report the bench's own memory for a small contender.
-LAUNCHER = r"""
-import json, os, sys, time
-t0 = time.perf_counter()
-pid = os.fork()
-if pid == 0:
-    os.execvp(sys.argv[1], sys.argv[1:])
-_, status, usage = os.wait4(pid, 0)
-print(json.dumps({"s": time.perf_counter() - t0, "rss_kb": usage.ru_maxrss,
-                  "cpu": usage.ru_utime + usage.ru_stime,
-                  "rc": os.waitstatus_to_exitcode(status)}), file=sys.stderr)
-"""
+from launcher import LAUNCHER  # noqa: E402
 
 
 def measure(cmd: list[str], env: dict[str, str] | None = None) -> Run:

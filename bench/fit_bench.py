@@ -73,19 +73,7 @@ for p in files:
 print(json.dumps({"files": len(files), "messages": n}))
 """
 
-# A small interpreter forks the contender and reports its rusage (see apple_bench: forking from
-# this process would carry the bench's own RSS into the child's ru_maxrss); CPU is added here.
-LAUNCHER = r"""
-import json, os, sys, time
-t0 = time.perf_counter()
-pid = os.fork()
-if pid == 0:
-    os.execvp(sys.argv[1], sys.argv[1:])
-_, status, usage = os.wait4(pid, 0)
-print(json.dumps({"s": time.perf_counter() - t0, "rss_kb": usage.ru_maxrss,
-                  "cpu": usage.ru_utime + usage.ru_stime,
-                  "rc": os.waitstatus_to_exitcode(status)}), file=sys.stderr)
-"""
+from launcher import LAUNCHER  # noqa: E402
 
 
 @dataclass

@@ -90,21 +90,10 @@ def lake_from_bench_data(data: Path, lake: Path, people: int) -> dict:
 
 
 def _load_users(path: Path) -> dict:
-    from datetime import date
+    """The users a ``users.json`` describes (the features bench's format and reader)."""
+    from features_bench import _users
 
-    from tunewell.settings import UserSettings, ZonePeriod
-
-    raw = json.loads(path.read_text())
-    return {
-        u: UserSettings(
-            u,
-            tz=v["tz"],
-            sex=v["sex"],
-            hr_max=v["hr_max"],
-            tz_history=tuple(ZonePeriod(date.fromisoformat(d), tz) for d, tz in v["tz_history"]),
-        )
-        for u, v in raw.items()
-    }
+    return _users(path.parent)
 
 
 # --- the timed child -------------------------------------------------------------------------

@@ -21,18 +21,7 @@ def within(
     """Samples joined to the latest interval starting at or before them, kept only if they fall
     before its end. Intervals of one user must not overlap (the multi-device merge ensures it
     for main sleeps and workouts)."""
-    return (
-        samples.sort(at)
-        .join_asof(
-            intervals.sort(start),
-            left_on=at,
-            right_on=start,
-            by=by,
-            strategy="backward",
-            check_sortedness=False,
-        )
-        .filter(pl.col(at) < pl.col(end))
-    )
+    return _latest_started(samples, intervals, at, start, by).filter(pl.col(at) < pl.col(end))
 
 
 def outside(
@@ -48,17 +37,24 @@ def outside(
     "not in a workout" never needs a row index and an anti-join over every sample."""
     cols = samples.collect_schema().names()
     return (
-        samples.sort(at)
-        .join_asof(
-            intervals.sort(start),
-            left_on=at,
-            right_on=start,
-            by=by,
-            strategy="backward",
-            check_sortedness=False,
-        )
+        _latest_started(samples, intervals, at, start, by)
         .filter(~(pl.col(at) < pl.col(end)).fill_null(False))
         .select(cols)
+    )
+
+
+def _latest_started(
+    samples: pl.LazyFrame, intervals: pl.LazyFrame, at: str, start: str, by: str
+) -> pl.LazyFrame:
+    """Each sample beside the latest interval (of its user) that started at or before it: the
+    one join ``within`` and ``outside`` filter in opposite ways, so they can never disagree."""
+    return samples.sort(at).join_asof(
+        intervals.sort(start),
+        left_on=at,
+        right_on=start,
+        by=by,
+        strategy="backward",
+        check_sortedness=False,
     )
 
 
