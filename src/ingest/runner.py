@@ -418,9 +418,10 @@ def _stage_zip(
 def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
     """Validate the run's staged rows per table, upsert what passed, record the manifest.
 
-    Bounded memory: rows are validated one staged part (at most ``SPILL_ROWS`` rows) at a time
-    and upserted one partition at a time (``store.upsert_files``), so a run never holds all of
-    its rows. The result is that of validating and upserting their concatenation at once.
+    Bounded memory: rows are validated in batches of staged parts of at most ``SPILL_ROWS`` rows
+    (one validation per batch, not per part) and upserted one partition at a time
+    (``store.upsert_files``), so a run never holds all of its rows. The result is that of
+    validating and upserting their concatenation at once.
     """
     lake = lake_path(settings.lake)
     report = RunReport()
@@ -434,8 +435,8 @@ def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
     passed: dict[str, list[Path]] = {}
     for tbl, paths in sorted(parts.items()):
         rows, failures, bad_frames = 0, dict[str, int](), list[pl.DataFrame]()
-        for p in paths:
-            df = pl.read_parquet(p)
+        for batch in _batches(paths, SPILL_ROWS):
+            df = pl.concat([pl.read_parquet(p) for p in batch], how="vertical_relaxed")
             rows += df.height
             for sha, n in df.group_by("source_file").len().iter_rows():
                 total_of[sha] = total_of.get(sha, 0) + n
@@ -447,11 +448,13 @@ def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
                 for sha, uid, n in out.bad.group_by("source_file", "user_id").len().iter_rows():
                     dropped[(tbl, sha, uid)] = dropped.get((tbl, sha, uid), 0) + n
                 bad_frames.append(out.bad)
-                p = p.with_name(f"{p.stem}.valid.parquet")
+                p = batch[0].with_name(f"{batch[0].stem}.valid.parquet")
                 buf = io.BytesIO()
                 out.good.write_parquet(buf)
                 atomic_write_bytes(p, buf.getvalue())
-            passed.setdefault(tbl, []).append(p)
+                passed.setdefault(tbl, []).append(p)
+            else:
+                passed.setdefault(tbl, []).extend(batch)
             del out
         report.validated[tbl] = {
             "rows": rows,
@@ -529,6 +532,26 @@ def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
         ):
             report.files.append(s.result)
     return report
+
+
+def _batches(paths: list[Path], max_rows: int) -> Iterator[list[Path]]:
+    """Staged parts grouped into runs of at most ``max_rows`` rows (a part larger than that is a
+    batch of its own). A nightly of hundreds of small FIT files stages hundreds of small parts
+    per table, and one validation costs ~0.1 s whatever its size, so each part validated alone
+    made the commit cost grow with the file count (1,288 files: minutes of GX runs)."""
+    import pyarrow.parquet as pq
+
+    batch: list[Path] = []
+    n = 0
+    for p in paths:
+        k = pq.ParquetFile(p).metadata.num_rows
+        if batch and n + k > max_rows:
+            yield batch
+            batch, n = [], 0
+        batch.append(p)
+        n += k
+    if batch:
+        yield batch
 
 
 def _note_dates(report: RunReport, df: pl.DataFrame) -> None:
