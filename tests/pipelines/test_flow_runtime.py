@@ -127,7 +127,9 @@ def test_a_locked_lake_is_retried_until_free(inbox, default_run, monkeypatch):
     def holder():  # a second open file description: flock treats it as another writer
         with store.lake_lock(lake):
             held.set()
-            release.wait(30)
+            # held until the flow's first commit meets it (a fixed timeout let a slow, loaded
+            # run reach its commit after the holder had already let go: ['ok'], not a retry)
+            release.wait(600)
 
     t = threading.Thread(target=holder)
     t.start()
@@ -150,7 +152,11 @@ def test_a_locked_lake_is_retried_until_free(inbox, default_run, monkeypatch):
     monkeypatch.setattr(
         mod, "write_silver", mod.write_silver.with_options(retry_delay_seconds=[0.2, 0.2, 0.2])
     )
-    rep = mod.nightly(config=str(cfg), lake=str(lake), inbox=str(root / "inbox")).to_dict()
+    try:
+        rep = mod.nightly(config=str(cfg), lake=str(lake), inbox=str(root / "inbox")).to_dict()
+    finally:
+        release.set()
+        t.join(30)
     assert attempts == ["locked", "ok"]
     assert rep["ingested"] == rep["files_seen"] > 0
     assert lake_content(lake) == lake_content(default_run[0])
