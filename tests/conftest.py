@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -12,6 +15,16 @@ SHARED_DATA = Path(os.environ.get("TUNEWELL_SHARED_DATA", ROOT.parent / "shared"
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def bench_module(name: str) -> ModuleType:
+    """A script of ``bench/`` as a module: the benches are scripts, not a package, and their
+    quick sizes are checked here (equal outputs, never times)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
 
 
 def shared(*parts: str) -> Path:

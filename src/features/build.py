@@ -147,26 +147,59 @@ def build_nightly_features(
     return _conform_gold(f.collect(), "nightly_features", users)
 
 
+# Load runs to the last day the person wore anything, not the last workout: a rest week is
+# exactly when falling ATL and rising TSB matter.
+WORN_TABLES = ("sleep_episode", "heart_rate", "steps")
+
+
+def load_span(silver: dict[str, pl.LazyFrame]) -> pl.LazyFrame:
+    """Per user, the first workout's and the last worn day's local dates: the calendar that
+    ``daily_load`` has a row for every day of (user_id, first_day, last_day)."""
+    first = (
+        _silver(silver, "workout").group_by("user_id").agg(local_date().min().alias("first_day"))
+    )
+    worn = [
+        _silver(silver, name).select("user_id", local_date().alias("last_day"))
+        for name in WORN_TABLES
+    ]
+    last = pl.concat(worn).group_by("user_id").agg(pl.col("last_day").max())
+    return first.join(last, on="user_id", how="left")
+
+
 def build_daily_load(
     silver: dict[str, pl.LazyFrame],
     users: dict[str, UserSettings],
     start: date | None = None,
     end: date | None = None,
+    span: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """Gold ``daily_load`` for the users in ``users`` over [start, end]."""
+    """Gold ``daily_load`` for the users in ``users`` over [start, end].
+
+    ``span`` (``load_span`` of the whole history) fixes each person's calendar when ``silver``
+    holds only a window of it: the rows then do not depend on where a window or chunk begins.
+    """
     flt = pl.col("user_id").is_in(_users_frame(users))
-    # Load runs to the last day the person wore anything, not the last workout: a rest week is
-    # exactly when falling ATL and rising TSB matter.
-    worn = [
-        _silver(silver, name).filter(flt).select("user_id", local_date().alias("last_day"))
-        for name in ("sleep_episode", "heart_rate", "steps")
-    ]
-    last_day = pl.concat(worn).group_by("user_id").agg(pl.col("last_day").max())
+    sp = (load_span(silver) if span is None else span.lazy()).filter(flt)
+    # The calendar is clipped to the rows asked for (plus the lookback their windows read), so
+    # a chunk of a long history builds its own days, not every day since the first workout.
+    if start is not None:
+        lo = pl.lit(load_window(start, start)[0])
+        sp = sp.with_columns(
+            pl.when(pl.col("first_day").is_not_null())
+            .then(pl.max_horizontal("first_day", lo))
+            .alias("first_day")
+        )
+    if end is not None:
+        sp = sp.with_columns(
+            pl.when(pl.col("last_day").is_not_null())
+            .then(pl.min_horizontal("last_day", end))
+            .alias("last_day")
+        )
     d = load.daily_load(
         _silver(silver, "workout").filter(flt),
         _silver(silver, "heart_rate").filter(flt),
         users,
-        last_day,
+        sp,
     )
     if start is not None:
         d = d.filter(pl.col("date") >= start)

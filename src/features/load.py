@@ -120,7 +120,9 @@ def session_trimp(workouts: pl.LazyFrame, hr: pl.LazyFrame, params: pl.LazyFrame
             start="ws",
             end="_end",
         )
-        .sort("record_id", "t")
+        # bpm breaks ties: two samples at one instant (two apps writing the same beat) must
+        # give the same intervals whatever order the scan delivered them in
+        .sort("record_id", "t", "bpm")
         .with_columns(
             (
                 (
@@ -170,10 +172,11 @@ def daily_load(
     workouts: pl.LazyFrame,
     hr: pl.LazyFrame,
     users: dict[str, UserSettings],
-    last_day: pl.LazyFrame | None = None,
+    span: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """One row per user and local date from the first workout to the later of the last workout
-    and ``last_day`` (user_id, last_day: the last day with any data); rest days are 0."""
+    and the last day with any data; rest days are 0. ``span`` (user_id, first_day, last_day)
+    gives those two days from the whole history when ``workouts`` hold only a window of it."""
     params = _user_params(users)
     s = session_trimp(workouts, hr, params)
     day = s.group_by("user_id", "date").agg(
@@ -189,9 +192,15 @@ def daily_load(
     bounds = day.group_by("user_id").agg(
         pl.col("date").min().alias("_first"), pl.col("date").max().alias("_last")
     )
-    if last_day is not None:
-        bounds = bounds.join(last_day, on="user_id", how="left").with_columns(
-            pl.max_horizontal("_last", "last_day").alias("_last")
+    if span is not None:
+        # the span may cover a person whose window holds no workout at all: rest days then
+        bounds = (
+            span.join(bounds, on="user_id", how="full", coalesce=True)
+            .with_columns(
+                pl.min_horizontal("_first", "first_day").alias("_first"),
+                pl.max_horizontal("_last", "last_day").alias("_last"),
+            )
+            .filter(pl.col("_first").is_not_null())
         )
     spine = bounds.select("user_id", pl.date_ranges("_first", "_last").alias("date")).explode(
         "date"

@@ -21,8 +21,10 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from tunewell.features.build import (
+    WORN_TABLES,
     build_daily_load,
     build_nightly_features,
+    load_span,
     load_window,
     recompute_window,
 )
@@ -30,6 +32,7 @@ from tunewell.lake import manifest, store
 from tunewell.lake.crash import crashpoint
 from tunewell.lake.merge import resolve_silver
 from tunewell.lake.paths import lake_path
+from tunewell.lake.timezones import local_date
 from tunewell.settings import Settings
 
 FEATURE_INPUTS = (
@@ -73,21 +76,39 @@ def load_silver(
 ) -> dict[str, pl.LazyFrame]:
     """Resolved silver rows of one user from ``start`` (local date, with a day of slack) to
     ``stop`` (two days of slack: the night of ``stop`` ends the next morning, in any zone)."""
-    out: dict[str, pl.LazyFrame] = {}
-    utc = ZoneInfo("UTC")
-    for name in FEATURE_INPUTS:
-        lf = store.scan(lake, name, [user])
-        if name in SAMPLE_TABLES:
-            lf = lf.drop(UNREAD_COLUMNS)
-        if start is not None:
-            lo = datetime.combine(start - timedelta(days=1), time(), tzinfo=utc)
-            lf = lf.filter(pl.col("start_utc") >= lo)
-        if stop is not None:
-            hi = datetime.combine(stop + timedelta(days=2), time(), tzinfo=utc)
-            lf = lf.filter(pl.col("start_utc") < hi)
-        out[name] = lf  # resolved straight from the scan: the raw rows are never held beside
+    # resolved straight from the scans: the raw rows are never held beside
+    out = {name: _scan(lake, name, user, start, stop) for name in FEATURE_INPUTS}
     resolved, _ = resolve_silver(out, settings.source_priority)
     return resolved
+
+
+def _scan(lake: Path, name: str, user: str, start: date | None, stop: date | None) -> pl.LazyFrame:
+    utc = ZoneInfo("UTC")
+    lf = store.scan(lake, name, [user])
+    if name in SAMPLE_TABLES:
+        lf = lf.drop(UNREAD_COLUMNS)
+    if start is not None:
+        lo = datetime.combine(start - timedelta(days=1), time(), tzinfo=utc)
+        lf = lf.filter(pl.col("start_utc") >= lo)
+    if stop is not None:
+        hi = datetime.combine(stop + timedelta(days=2), time(), tzinfo=utc)
+        lf = lf.filter(pl.col("start_utc") < hi)
+    return lf
+
+
+def history_span(lake: Path, settings: Settings, user: str) -> pl.DataFrame:
+    """``daily_load``'s calendar from the whole history (the first workout, the last worn day),
+    resolved as a whole build resolves it, so rows built from a window or a chunk are the rows
+    of one whole build. Only the workouts (few) and the last days of the worn tables are read."""
+    last = None
+    for name in WORN_TABLES:
+        d = store.scan(lake, name, [user]).select(local_date().max()).collect().item()
+        last = d if last is None or (d is not None and d > last) else last
+    tables = {"workout": _scan(lake, "workout", user, None, None)}
+    if last is not None:
+        tables |= {n: _scan(lake, n, user, last - timedelta(days=1), None) for n in WORN_TABLES}
+    resolved, _ = resolve_silver(tables, settings.source_priority)
+    return load_span(resolved).collect()
 
 
 @dataclass(frozen=True)
@@ -141,12 +162,13 @@ def build_user(settings: Settings, plan: UserPlan, derive: Derive | None = None)
         load = build_daily_load(silver, us, None, None)
     else:
         nightly_parts, load_parts = [], []
+        span = history_span(lake, settings, plan.user)
         lo = start
         while lo <= end:
             hi = min(lo + timedelta(days=CHUNK_DAYS - 1), end)
             silver = load_silver(lake, settings, plan.user, load_window(lo, hi)[0], hi)
             nightly_parts.append(build_nightly_features(silver, us, lo, hi))
-            load_parts.append(build_daily_load(silver, us, lo, hi))
+            load_parts.append(build_daily_load(silver, us, lo, hi, span))
             del silver
             lo = hi + timedelta(days=1)
         nightly = pl.concat(nightly_parts, how="vertical_relaxed")

@@ -4,22 +4,17 @@ processes equals the sequential one (times are never asserted)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+from tests.conftest import bench_module
 
 
 @pytest.mark.slow
 def test_quick_incremental_equals_full_and_workers_equal_sequential(tmp_path: Path) -> None:
-    sys.path.insert(0, str(BENCH))
-    try:
-        from scaling_bench import gold_frames, quick
-    finally:
-        sys.path.remove(str(BENCH))
-    quick(tmp_path)  # raises SystemExit naming the table and column on any difference
+    bench = bench_module("scaling_bench")
+    bench.quick(tmp_path)  # raises SystemExit naming the table and column on any difference
     for days in (40, 75):
-        gold = gold_frames(tmp_path / f"history_{days}" / "lake")
+        gold = bench.gold_frames(tmp_path / f"history_{days}" / "lake")
         assert gold["nightly_features"].height > days  # two people's nights were built

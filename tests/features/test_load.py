@@ -198,3 +198,32 @@ def test_load_rows_run_to_the_last_worn_day_so_a_rest_week_shows():
     atl = d["atl"].to_list()
     assert all(b < a for a, b in pairwise(atl[2:]))  # rest week: ATL falls
     assert d["trimp"].to_list()[3:] == [0.0] * 7
+
+
+def test_a_window_after_a_long_gap_builds_the_rows_of_the_whole_history() -> None:
+    """A workout, a year with nothing worn, then weeks of heart rate: the whole build has a row
+    (zero load) for every day in between. A window or chunk whose loaded days hold no workout
+    must give the same rows when it is handed the history's span (``load_span``); without it,
+    its calendar would begin at its own first workout and the rows would follow the window."""
+    from tunewell.features.build import load_span
+
+    t0 = datetime(2024, 3, 1, 7, tzinfo=UTC)
+    wk = _workouts([{"start_utc": t0, "duration_min": 50.0, "avg_hr": 150.0}])
+    hr = _hr(
+        [
+            {"start_utc": t0 + timedelta(days=400 + i, hours=h), "bpm": 62.0, "context": "sample"}
+            for i in range(30)
+            for h in (3, 15)
+        ]
+    )
+    silver = {"workout": wk, "heart_rate": hr}
+    whole = build_daily_load(silver, {"u1": U})
+    assert whole.height == 430 and whole["trimp"].sum() > 0
+    start, end = date(2025, 4, 20), date(2025, 5, 1)
+    lo, _ = load_window(start, end)
+    cut = datetime(lo.year, lo.month, lo.day, tzinfo=UTC)
+    window = {k: v.filter(pl.col("start_utc") >= cut) for k, v in silver.items()}
+    span = load_span(silver).collect()
+    got = build_daily_load(window, {"u1": U}, start, end, span)
+    assert_frame_equal(got, whole.filter(pl.col("date").is_between(start, end)))
+    assert build_daily_load(window, {"u1": U}, start, end).height == 0  # the test can fail
