@@ -10,11 +10,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from tunewell.lake import manifest, schemas, store
-from tunewell.lake.frames import conform
+from tunewell.lake.frames import conform, to_arrow
 from tunewell.settings import UserSettings, ZonePeriod, load_settings
 
 USER = UserSettings("u1", tz="Europe/Berlin")
@@ -291,3 +292,71 @@ def test_vendor_scores_are_partitioned_by_their_date(lake: Path):
     store.upsert(lake, "vendor_score", again)
     assert store.read(lake, "vendor_score").height == 1
     assert [p.parent.name for p in lake.rglob("*.parquet")] == ["year=2026"]
+
+
+def test_a_partition_is_written_in_bounded_row_groups_with_every_row(lake: Path, monkeypatch):
+    monkeypatch.setattr(store, "ROW_GROUP_ROWS", 4)
+    rows = hr_rows(10)
+    store.upsert(lake, "heart_rate", rows)
+    (path,) = (lake / "silver" / "heart_rate").rglob("*.parquet")
+    meta = pq.ParquetFile(path).metadata
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [4, 4, 2]
+    back = store.read(lake, "heart_rate")
+    assert back.equals(rows.select(back.columns))
+    store.upsert(lake, "heart_rate", rows.head(3).with_columns(pl.col("bpm") + 1))  # a merge
+    out = store.read(lake, "heart_rate").sort("start_utc")
+    assert out.height == 10 and out["bpm"].head(3).to_list() == [61.0, 62.0, 63.0]
+
+
+def test_a_partition_within_one_row_group_is_the_one_piece_file(lake: Path):
+    rows = hr_rows(10)
+    store.upsert(lake, "heart_rate", rows)
+    (path,) = (lake / "silver" / "heart_rate").rglob("*.parquet")
+    sink = pa.BufferOutputStream()  # the earlier write: pq.write_table of the whole partition
+    pq.write_table(to_arrow(rows, "heart_rate").drop(["user_id"]), sink, compression="zstd")
+    assert path.read_bytes() == sink.getvalue().to_pybytes()
+
+
+def _staged(tmp_path: Path, frames: list[pl.DataFrame]) -> list[Path]:
+    paths = []
+    for i, df in enumerate(frames):
+        p = tmp_path / f"staged-{i}.parquet"
+        df.write_parquet(p)
+        paths.append(p)
+    return paths
+
+
+@pytest.mark.parametrize("order", ["in_order", "shuffled", "duplicated"])
+def test_upsert_files_streams_or_merges_to_the_file_upsert_writes(
+    lake: Path, tmp_path: Path, monkeypatch, order: str
+):
+    """A first ingest in time order is streamed piece by piece; rows out of order or repeated
+    fall back to the in-memory merge. Either way the file is byte-equal to ``upsert`` of the
+    concatenation and every row is seen once."""
+    monkeypatch.setattr(store, "ROW_GROUP_ROWS", 4)
+    rows = hr_rows(11)
+    pieces = [rows.slice(0, 3), rows.slice(3, 5), rows.slice(8, 3)]
+    if order == "shuffled":
+        pieces = [pieces[1], pieces[0], pieces[2]]
+    elif order == "duplicated":
+        pieces = [*pieces, rows.slice(5, 2).with_columns(pl.col("bpm") + 100)]
+    merged: list[int] = []
+    real = store._upsert_partition
+    monkeypatch.setattr(store, "_upsert_partition", lambda *a: merged.append(1) or real(*a))
+    seen: list[int] = []
+    stats = store.upsert_files(
+        lake, "heart_rate", _staged(tmp_path, pieces), on_rows=lambda df: seen.append(df.height)
+    )
+    assert bool(merged) == (order != "in_order")  # streamed only when in order and distinct
+    ref = tmp_path / "ref"
+    ref_stats = store.upsert(ref, "heart_rate", pl.concat(pieces))
+    (got,) = (lake / "silver" / "heart_rate").rglob("*.parquet")
+    (want,) = (ref / "silver" / "heart_rate").rglob("*.parquet")
+    assert got.read_bytes() == want.read_bytes()
+    assert pq.ParquetFile(got).metadata.num_row_groups == 3
+    assert sum(seen) == sum(p.height for p in pieces) == stats.rows_in
+    assert (stats.inserted, stats.duplicates_in_batch, stats.partitions) == (
+        ref_stats.inserted,
+        ref_stats.duplicates_in_batch,
+        ref_stats.partitions,
+    )
