@@ -11,6 +11,10 @@ rusage) are recorded, medians over ``--repeats`` runs.
 - bare lxml: ``iterparse`` over the zip member reading every Record's attributes and clearing
   elements: the floor for any reader that parses the XML.
 
+Two more rows split tunewell's cost, same file, same run: ``tunewell --no-features`` (read,
+validate, write silver; no gold) and ``tunewell reader`` (the Apple reader's frames alone, in a
+process that imports only the reader: no staging, validation or writes).
+
 Before any time is reported, tunewell's heart-rate and step rows are checked against the
 records the bare pass counted (an ingest that drops rows would be fast for the wrong reason).
 ``--quick`` runs a small file once, only that check (CI runs it through a test).
@@ -58,6 +62,18 @@ print(json.dumps(counts))
 """
 
 
+READER_ONLY = r"""
+import sys
+from pathlib import Path
+from tunewell.ingest.base import FileContext
+from tunewell.ingest.formats import apple_health
+from tunewell.settings import UserSettings
+path = Path(sys.argv[1])
+ctx = FileContext(path, path.name, "0" * 64, UserSettings("heavy", tz="Europe/Berlin"), {})
+print(sum(df.height for _, df in apple_health.read(ctx)))
+"""
+
+
 @dataclass
 class Run:
     seconds: float
@@ -80,20 +96,24 @@ def measure(cmd: list[str], env: dict[str, str] | None = None) -> Run:
     return Run(stats["s"], stats["rss_kb"] / 1024, proc.stdout, stats["cpu"])
 
 
-def tunewell_cmd(zip_path: Path, lake: Path) -> list[str]:
+def tunewell_cmd(zip_path: Path, lake: Path, features: bool = True) -> list[str]:
     exe = Path(sys.executable).parent / "tunewell"
-    return [str(exe), "ingest", str(zip_path), "--user", "heavy", "--lake", str(lake),
-            "--tz", "Europe/Berlin", "--json"]  # fmt: skip
+    cmd = [str(exe), "ingest", str(zip_path), "--user", "heavy", "--lake", str(lake),
+           "--tz", "Europe/Berlin", "--json"]  # fmt: skip
+    return cmd if features else [*cmd, "--no-features"]
 
 
-def ensure_hk() -> Path:
+def ensure_hk() -> list[str]:
+    """The healthkit-to-sqlite command, run by its venv's interpreter (a venv copied from
+    another folder keeps script shebangs that point there)."""
     exe = HK_VENV / "bin" / "healthkit-to-sqlite"
     if not exe.exists():
         subprocess.run([sys.executable, "-m", "venv", str(HK_VENV)], check=True)
         subprocess.run(
-            [str(HK_VENV / "bin" / "pip"), "install", "-q", "healthkit-to-sqlite"], check=True
+            [str(HK_VENV / "bin" / "python"), "-m", "pip", "install", "-q", "healthkit-to-sqlite"],
+            check=True,
         )
-    return exe
+    return [str(HK_VENV / "bin" / "python"), str(exe)]
 
 
 def tunewell_rows(lake: Path) -> dict[str, int]:
@@ -134,15 +154,24 @@ def bench_size(mb: float, repeats: int) -> dict:
     if not zip_path.exists():
         write_heavy_export(zip_path, mb)
     rows = check_equal(zip_path)
-    res: dict[str, list[Run]] = {"tunewell": [], "healthkit-to-sqlite": [], "bare lxml": []}
+    names = ("tunewell", "tunewell --no-features", "tunewell reader", "healthkit-to-sqlite")
+    res: dict[str, list[Run]] = {k: [] for k in (*names, "bare lxml")}
     hk = ensure_hk()
+    load = [os.getloadavg()[0]]
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as tmp:
             res["tunewell"].append(measure(tunewell_cmd(zip_path, Path(tmp) / "lake")))
+            res["tunewell --no-features"].append(
+                measure(tunewell_cmd(zip_path, Path(tmp) / "lake2", features=False))
+            )
+            res["tunewell reader"].append(
+                measure([sys.executable, "-c", READER_ONLY, str(zip_path)])
+            )
             res["healthkit-to-sqlite"].append(
-                measure([str(hk), str(zip_path), str(Path(tmp) / "hk.db")])
+                measure([*hk, str(zip_path), str(Path(tmp) / "hk.db")])
             )
         res["bare lxml"].append(measure([sys.executable, "-c", BARE_PASS, str(zip_path)]))
+        load.append(os.getloadavg()[0])
     summary = {
         k: {
             "s": statistics.median(r.seconds for r in v),
@@ -157,6 +186,7 @@ def bench_size(mb: float, repeats: int) -> dict:
         "rows": rows,
         "results": summary,
         "load_average": [round(x, 1) for x in os.getloadavg()],
+        "load_1min_per_round": [round(x, 1) for x in load],
     }
 
 
