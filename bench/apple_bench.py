@@ -126,13 +126,10 @@ def tunewell_rows(lake: Path) -> dict[str, int]:
     return out
 
 
-def check_equal(zip_path: Path) -> dict[str, int]:
-    """tunewell's rows per table equal the records a bare parse counts; returns the counts."""
-    bare = json.loads(measure([sys.executable, "-c", BARE_PASS, str(zip_path)]).stdout)
-    with tempfile.TemporaryDirectory() as tmp:
-        lake = Path(tmp) / "lake"
-        measure(tunewell_cmd(zip_path, lake))
-        rows = tunewell_rows(lake)
+def check_rows(lake: Path, bare_stdout: str) -> dict[str, int]:
+    """tunewell's rows per table in ``lake`` equal the records the bare pass counted."""
+    bare = json.loads(bare_stdout)
+    rows = tunewell_rows(lake)
     expect = {
         "heart_rate": bare.get("HKQuantityTypeIdentifierHeartRate", 0),
         "steps": bare.get("HKQuantityTypeIdentifierStepCount", 0),
@@ -144,33 +141,48 @@ def check_equal(zip_path: Path) -> dict[str, int]:
     return rows
 
 
+def check_equal(zip_path: Path) -> dict[str, int]:
+    """tunewell's rows per table equal the records a bare parse counts; returns the counts."""
+    bare = measure([sys.executable, "-c", BARE_PASS, str(zip_path)]).stdout
+    with tempfile.TemporaryDirectory() as tmp:
+        lake = Path(tmp) / "lake"
+        measure(tunewell_cmd(zip_path, lake))
+        return check_rows(lake, bare)
+
+
 def xml_mb(zip_path: Path) -> float:
     with zipfile.ZipFile(zip_path) as zf:
         return zf.getinfo("apple_health_export/export.xml").file_size / 1e6
 
 
-def bench_size(mb: float, repeats: int) -> dict:
+def bench_size(mb: float, repeats: int, skip: tuple[str, ...] = ()) -> dict:
+    """One size: every contender per round, interleaved. The first round's bare pass and
+    tunewell lake are the equality check, done before any number is returned or printed."""
     zip_path = OUT / f"apple-{int(mb)}" / "export.zip"
     if not zip_path.exists():
         write_heavy_export(zip_path, mb)
-    rows = check_equal(zip_path)
     names = ("tunewell", "tunewell --no-features", "tunewell reader", "healthkit-to-sqlite")
-    res: dict[str, list[Run]] = {k: [] for k in (*names, "bare lxml")}
-    hk = ensure_hk()
+    res: dict[str, list[Run]] = {k: [] for k in (*names, "bare lxml") if k not in skip}
+    hk = ensure_hk() if "healthkit-to-sqlite" in res else []
     load = [os.getloadavg()[0]]
+    rows: dict[str, int] = {}
     for _ in range(repeats):
+        res["bare lxml"].append(measure([sys.executable, "-c", BARE_PASS, str(zip_path)]))
         with tempfile.TemporaryDirectory() as tmp:
             res["tunewell"].append(measure(tunewell_cmd(zip_path, Path(tmp) / "lake")))
-            res["tunewell --no-features"].append(
-                measure(tunewell_cmd(zip_path, Path(tmp) / "lake2", features=False))
-            )
-            res["tunewell reader"].append(
-                measure([sys.executable, "-c", READER_ONLY, str(zip_path)])
-            )
-            res["healthkit-to-sqlite"].append(
-                measure([*hk, str(zip_path), str(Path(tmp) / "hk.db")])
-            )
-        res["bare lxml"].append(measure([sys.executable, "-c", BARE_PASS, str(zip_path)]))
+            rows = rows or check_rows(Path(tmp) / "lake", res["bare lxml"][0].stdout)
+            if "tunewell --no-features" in res:
+                res["tunewell --no-features"].append(
+                    measure(tunewell_cmd(zip_path, Path(tmp) / "lake2", features=False))
+                )
+            if "tunewell reader" in res:
+                res["tunewell reader"].append(
+                    measure([sys.executable, "-c", READER_ONLY, str(zip_path)])
+                )
+            if hk:
+                res["healthkit-to-sqlite"].append(
+                    measure([*hk, str(zip_path), str(Path(tmp) / "hk.db")])
+                )
         load.append(os.getloadavg()[0])
     summary = {
         k: {
@@ -195,6 +207,13 @@ def main() -> None:
     ap.add_argument("--mb", type=float, nargs="+", default=[250, 1000])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="a 5 MB file, equality check only")
+    ap.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["tunewell --no-features", "tunewell reader", "healthkit-to-sqlite"],
+        help="contenders to leave out (a long size on a loaded machine)",
+    )
     args = ap.parse_args()
     OUT.mkdir(exist_ok=True)
     if args.quick:
@@ -206,7 +225,7 @@ def main() -> None:
     out = OUT / "apple_bench.json"  # sizes run separately (e.g. fewer repeats) accumulate here
     report = json.loads(out.read_text()) if out.exists() else {}
     for mb in args.mb:
-        report[str(int(mb))] = bench_size(mb, args.repeats)
+        report[str(int(mb))] = bench_size(mb, args.repeats, tuple(args.skip))
         print(json.dumps({str(int(mb)): report[str(int(mb))]}), flush=True)
         out.write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
