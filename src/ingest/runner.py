@@ -37,7 +37,7 @@ from typing import TypeVar, cast
 import polars as pl
 
 from tunewell.ingest import safety, validate
-from tunewell.ingest.base import FileContext, ReadError
+from tunewell.ingest.base import BatchReader, FileContext, Reader, ReadError
 from tunewell.ingest.registry import SnifferError, detect, guess_format, read_head
 from tunewell.lake import manifest
 from tunewell.lake.crash import crashpoint
@@ -64,6 +64,9 @@ SPILL_ROWS = 200_000
 # A file is rejected whole when more than this share of its rows fail validation: then the
 # file itself is wrong (wrong units, wrong clock), not a few glitchy samples.
 FILE_REJECT_SHARE = 0.5
+# Files staged by one call (one worker's share at a time): a batch reader's files of a group
+# are conformed and written together.
+GROUP_FILES = 64
 SKIP_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
 _WRITE_MUTEX = threading.Lock()
 
@@ -216,6 +219,35 @@ def stage_file(
     depth: int = 0,
 ) -> list[StagedFile]:
     """Read one file (or every member of an archive no reader claims) into staging."""
+    opened = _open(path, user, settings, display, options, retry_quarantined, depth)
+    if isinstance(opened, list):
+        return opened
+    _read_into(opened, lake_path(settings.lake))
+    return [opened.staged]
+
+
+@dataclass
+class _Opened:
+    """A file a reader claimed, its staging folder emptied, not read yet."""
+
+    reader: Reader
+    ctx: FileContext
+    staged: StagedFile
+    stage: Path
+    t0: float
+
+
+def _open(
+    path: Path,
+    user: UserSettings,
+    settings: Settings,
+    display: str | None,
+    options: dict | None,
+    retry_quarantined: bool,
+    depth: int,
+) -> _Opened | list[StagedFile]:
+    """Everything ``stage_file`` decides before a reader reads: the staged results of a file
+    that is already seen, refused, skipped or an archive, or the reader that will read it."""
     lake = lake_path(settings.lake)
     display = display or str(path)
     t0 = time.perf_counter()
@@ -294,38 +326,127 @@ def stage_file(
     stage = _staging(lake, sha, user.user_id)
     shutil.rmtree(stage, ignore_errors=True)
     ctx = FileContext(Path(path), display, sha, user, {**user.options, **(options or {})})
+    return _Opened(reader, ctx, staged, stage, t0)
+
+
+def _read_into(o: _Opened, lake: Path) -> None:
+    """The file's rows into its staging folder, spilled every ``SPILL_ROWS`` rows."""
     try:
         pending: dict[str, list[pl.DataFrame]] = {}
         n = 0
-        for tbl, df in reader.read(ctx):
+        for tbl, df in o.reader.read(o.ctx):
             crashpoint("decode")
             if df.is_empty():
                 continue
             pending.setdefault(tbl, []).append(df)
             n += df.height
             if n >= SPILL_ROWS:
-                _spill(stage, pending, staged)
+                _spill(o.stage, pending, o.staged)
                 pending, n = {}, 0
-        _spill(stage, pending, staged)
-        res.notes = list(ctx.notes)
+        _spill(o.stage, pending, o.staged)
+        o.staged.result.notes = list(o.ctx.notes)
     except Exception as exc:  # whatever a reader raises is a property of this file
-        shutil.rmtree(stage, ignore_errors=True)
-        staged.tables.clear()
-        if is_disk_error(exc):  # ... except a full or read-only disk: that stops the run
-            if isinstance(exc, LakeWriteError):
-                raise
-            raise LakeWriteError(stage, cast(OSError, exc)) from exc
-        msg = str(exc) if isinstance(exc, ReadError) else f"{type(exc).__name__}: {exc}"
-        _quarantine(
-            lake,
-            Path(path),
-            res,
-            msg if msg.startswith(display) else f"{display}: {msg}",
-            details=getattr(exc, "details", None),
-            code=safety.classify(exc, reader.SOURCE, Path(path)),
-        )
-    res.seconds = time.perf_counter() - t0
-    return [staged]
+        _read_failed(lake, o, exc)
+    o.staged.result.seconds = time.perf_counter() - o.t0
+
+
+def _read_failed(lake: Path, o: _Opened, exc: Exception) -> None:
+    """Quarantine a file its reader failed on, with the reader's words and the file's name."""
+    shutil.rmtree(o.stage, ignore_errors=True)
+    o.staged.tables.clear()
+    if is_disk_error(exc):  # ... except a full or read-only disk: that stops the run
+        if isinstance(exc, LakeWriteError):
+            raise exc
+        raise LakeWriteError(o.stage, cast(OSError, exc)) from exc
+    res, display, path = o.staged.result, o.ctx.display, o.ctx.path
+    msg = str(exc) if isinstance(exc, ReadError) else f"{type(exc).__name__}: {exc}"
+    _quarantine(
+        lake,
+        Path(path),
+        res,
+        msg if msg.startswith(display) else f"{display}: {msg}",
+        details=getattr(exc, "details", None),
+        code=safety.classify(exc, o.reader.SOURCE, Path(path)),
+    )
+
+
+def stage_files(
+    cands: list[Candidate], settings: Settings, options: dict, retry_quarantined: bool
+) -> list[list[StagedFile]]:
+    """``stage_file`` of each candidate, in order, except that the files of a ``BatchReader``
+    (FIT) are decoded one by one and then conformed and written together, one staged part per
+    table for up to ``SPILL_ROWS`` rows of consecutive files of one user. Per file and table,
+    conform, the Parquet write and the commit's reads of each small part were most of a
+    FIT year's cost. A file whose decode fails is quarantined alone, as by ``stage_file``; if
+    conforming the gathered files fails, each is conformed alone, so only the file at fault
+    is quarantined, with its own error."""
+    lake = lake_path(settings.lake)
+    out: list[list[StagedFile]] = []
+    batch: list[tuple[_Opened, list[tuple[str, pl.DataFrame]]]] = []
+    rows = 0
+    for cand in cands:
+        user = settings.user(cand.user_id)
+        display = private_display(cand, settings)
+        o = _open(cand.path, user, settings, display, options, retry_quarantined, 0)
+        if isinstance(o, list):
+            out.append(o)
+            continue
+        out.append([o.staged])
+        if not isinstance(o.reader, BatchReader):
+            _read_into(o, lake)
+            continue
+        first = batch[0][0] if batch else None
+        if first and (first.reader is not o.reader or first.ctx.user.user_id != user.user_id):
+            _flush(lake, batch)
+            batch, rows = [], 0
+        try:
+            got = []
+            for tbl, df in o.reader.frames(o.ctx):
+                crashpoint("decode")
+                got.append((tbl, df))
+            o.staged.result.notes = list(o.ctx.notes)
+        except Exception as exc:  # whatever a reader raises is a property of this file
+            _read_failed(lake, o, exc)
+        else:
+            batch.append((o, got))
+            rows += sum(df.height for _, df in got)
+        o.staged.result.seconds = time.perf_counter() - o.t0
+        if rows >= SPILL_ROWS:
+            _flush(lake, batch)
+            batch, rows = [], 0
+    _flush(lake, batch)
+    return out
+
+
+def _flush(lake: Path, batch: list[tuple[_Opened, list[tuple[str, pl.DataFrame]]]]) -> None:
+    """Conform the gathered files' frames per table and write one staged part per table, which
+    every file with rows in that table lists (commit de-duplicates parts; rows keep file order,
+    and commit and upsert tell files apart by ``source_file``)."""
+    if not batch:
+        return
+    first = batch[0][0]
+    reader = cast(BatchReader, first.reader)
+    try:
+        tables = list(reader.conform_frames((p for _, got in batch for p in got), first.ctx.user))
+    except Exception:
+        for o, got in batch:  # find the file at fault: each alone, as ``stage_file`` would
+            try:
+                pending = {t: [df] for t, df in reader.conform_frames(got, o.ctx.user)}
+                _spill(o.stage, pending, o.staged)
+            except Exception as exc:
+                _read_failed(lake, o, exc)
+        return
+    where = _staging(lake, f"batch{uuid.uuid4().hex}", first.ctx.user.user_id)
+    for tbl, df in tables:
+        if df.is_empty():
+            continue
+        p = where / f"{tbl}-0.parquet"
+        buf = io.BytesIO()
+        df.write_parquet(buf)
+        atomic_write_bytes(p, buf.getvalue())
+        for o, got in batch:
+            if any(t == tbl and d.height for t, d in got):
+                o.staged.tables.setdefault(tbl, []).append(p)
 
 
 def _spill(stage: Path, pending: dict[str, list[pl.DataFrame]], staged: StagedFile) -> None:
@@ -430,6 +551,8 @@ def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
     for s in live:
         for tbl, paths in s.tables.items():
             parts.setdefault(tbl, []).extend(paths)
+    # A part staged for a batch of files is listed by each of them: read it once, in place.
+    parts = {tbl: list(dict.fromkeys(paths)) for tbl, paths in parts.items()}
     total_of: dict[str, int] = {}  # rows staged per source file, all tables
     dropped: dict[tuple[str, str, str], int] = {}  # (table, sha, user) -> failed rows
     passed: dict[str, list[Path]] = {}
@@ -524,6 +647,8 @@ def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
                     r.sha256, r.file, r.user_id, r.format, r.status, rows=r.rows
                 ),
             )
+    for folder in {p.parent for paths in parts.values() for p in paths}:
+        shutil.rmtree(folder, ignore_errors=True)  # batch parts live in folders of their own
     for s in staged:
         shutil.rmtree(_staging(lake, s.result.sha256, s.result.user_id), ignore_errors=True)
         if s.result.format != "zip" or s.result.status not in (
@@ -620,19 +745,6 @@ def ingest_candidates(
         return commit(staged, settings)
 
 
-def _stage_one(
-    cand: Candidate, settings: Settings, options: dict, retry_quarantined: bool
-) -> list[StagedFile]:
-    return stage_file(
-        cand.path,
-        settings.user(cand.user_id),
-        settings,
-        display=private_display(cand, settings),
-        options=options,
-        retry_quarantined=retry_quarantined,
-    )
-
-
 def _stage_all(
     candidates: Iterable[Candidate],
     settings: Settings,
@@ -642,10 +754,29 @@ def _stage_all(
 ) -> Iterator[tuple[Candidate, list[StagedFile]]]:
     """(candidate, its staged files) in candidate order, from this process or a pool."""
     cands = list(candidates)
-    done = map_in_processes(
-        _stage_one, cands, settings, options, retry_quarantined, workers=workers
+    yield from zip(
+        cands, stage_candidates(cands, settings, options, retry_quarantined, workers), strict=True
     )
-    yield from zip(cands, done, strict=True)
+
+
+def stage_candidates(
+    cands: list[Candidate],
+    settings: Settings,
+    options: dict,
+    retry_quarantined: bool,
+    workers: int = 1,
+) -> Iterator[list[StagedFile]]:
+    """Each candidate's staged files, in candidate order, staged here or in ``workers``
+    processes. Groups of consecutive files go to one call (``stage_files``), so a batch
+    reader's files are conformed and written together; groups are small enough that every
+    worker gets several."""
+    size = GROUP_FILES if workers <= 1 else -(-len(cands) // (4 * workers))
+    size = max(1, min(GROUP_FILES, size))
+    groups = [cands[i : i + size] for i in range(0, len(cands), size)]
+    for staged in map_in_processes(
+        stage_files, groups, settings, options, retry_quarantined, workers=workers
+    ):
+        yield from staged
 
 
 def map_in_processes(fn: Callable[..., R], items: list, *args: object, workers: int) -> Iterator[R]:
