@@ -91,6 +91,8 @@ class StagedFile:
     result: FileResult
     path: Path  # original bytes (for a quarantine copy)
     tables: dict[str, list[Path]] = field(default_factory=dict)
+    # Validations already done while staging (``_AheadChecks``), keyed by (table, parts).
+    checked: dict[tuple[str, tuple[Path, ...]], BatchCheck] = field(default_factory=dict)
 
 
 @dataclass
@@ -556,29 +558,21 @@ def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
     total_of: dict[str, int] = {}  # rows staged per source file, all tables
     dropped: dict[tuple[str, str, str], int] = {}  # (table, sha, user) -> failed rows
     passed: dict[str, list[Path]] = {}
+    done = {k: c for s in live for k, c in s.checked.items()}  # validated while staging
     for tbl, paths in sorted(parts.items()):
         rows, failures, bad_frames = 0, dict[str, int](), list[pl.DataFrame]()
         for batch in _batches(paths, SPILL_ROWS):
-            df = pl.concat([pl.read_parquet(p) for p in batch], how="vertical_relaxed")
-            rows += df.height
-            for sha, n in df.group_by("source_file").len().iter_rows():
+            c = done.pop((tbl, tuple(batch)), None) or _check_batch(tbl, batch)
+            rows += c.rows
+            for sha, n in c.per_file.items():
                 total_of[sha] = total_of.get(sha, 0) + n
-            out = validate.check(tbl, df)
-            del df
-            if out.bad.height:
-                for name, n in out.failures.items():
+            if c.bad is not None:
+                for name, n in c.failures.items():
                     failures[name] = failures.get(name, 0) + n
-                for sha, uid, n in out.bad.group_by("source_file", "user_id").len().iter_rows():
+                for (sha, uid), n in c.dropped.items():
                     dropped[(tbl, sha, uid)] = dropped.get((tbl, sha, uid), 0) + n
-                bad_frames.append(out.bad)
-                p = batch[0].with_name(f"{batch[0].stem}.valid.parquet")
-                buf = io.BytesIO()
-                out.good.write_parquet(buf)
-                atomic_write_bytes(p, buf.getvalue())
-                passed.setdefault(tbl, []).append(p)
-            else:
-                passed.setdefault(tbl, []).extend(batch)
-            del out
+                bad_frames.append(c.bad)
+            passed.setdefault(tbl, []).extend(c.passed)
         report.validated[tbl] = {
             "rows": rows,
             "expectations": [x.name for x in validate.specs(tbl)],
@@ -586,10 +580,12 @@ def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
         if bad_frames:
             report.invalid_rows[tbl] = failures
             _write_bad_rows(lake, tbl, pl.concat(bad_frames, how="vertical_relaxed"))
+    of_key: dict[tuple[str, str], list[StagedFile]] = {}  # (sha, user) -> its staged files
+    for s in live:
+        of_key.setdefault((s.result.sha256, s.result.user_id), []).append(s)
     for (tbl, sha, uid), n in dropped.items():
-        for s in live:
-            if (s.result.sha256, s.result.user_id) == (sha, uid):
-                s.result.dropped_invalid[tbl] = n
+        for s in of_key.get((sha, uid), []):
+            s.result.dropped_invalid[tbl] = n
     # Files whose rows mostly failed are rejected whole.
     rejected: set[str] = set()
     for s in live:
@@ -619,10 +615,9 @@ def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
             report.tables[tbl] = upsert_files(
                 lake, tbl, files, exclude_files=rejected, on_rows=seen
             )
-            for (sha, uid), n in counted.items():
-                for s in live:
-                    if (s.result.sha256, s.result.user_id) == (sha, uid):
-                        s.result.rows[tbl] = n
+            for key, n in counted.items():
+                for s in of_key.get(key, []):
+                    s.result.rows[tbl] = n
         crashpoint("silver_written")  # rows in, files not yet marked ingested
         manifest.add_pending(lake, report.changed_dates)
         for s in staged:
@@ -657,6 +652,96 @@ def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
         ):
             report.files.append(s.result)
     return report
+
+
+@dataclass
+class BatchCheck:
+    """One Great Expectations validation of a batch of staged parts of a table: what commit
+    needs of it (the failing rows themselves, their counts, the parts holding the rows that
+    passed), so it can be done ahead, while other files are still being staged."""
+
+    rows: int
+    per_file: dict[str, int]  # rows per source file (passed or not)
+    passed: list[Path]  # the batch's parts, or one part of its passing rows
+    failures: dict[str, int] = field(default_factory=dict)
+    dropped: dict[tuple[str, str], int] = field(default_factory=dict)  # (sha, user) -> rows
+    bad: pl.DataFrame | None = None  # failing rows, with the expectation they failed
+
+
+def _check_batch(tbl: str, batch: list[Path]) -> BatchCheck:
+    df = pl.concat([pl.read_parquet(p) for p in batch], how="vertical_relaxed")
+    per_file = dict(df.group_by("source_file").len().iter_rows())
+    out = validate.check(tbl, df)
+    c = BatchCheck(df.height, per_file, list(batch))
+    del df
+    if out.bad.height:
+        c.failures = dict(out.failures)
+        c.dropped = {
+            (sha, uid): n
+            for sha, uid, n in out.bad.group_by("source_file", "user_id").len().iter_rows()
+        }
+        c.bad = out.bad
+        p = batch[0].with_name(f"{batch[0].stem}.valid.parquet")
+        buf = io.BytesIO()
+        out.good.write_parquet(buf)
+        atomic_write_bytes(p, buf.getvalue())
+        c.passed = [p]
+    return c
+
+
+class _AheadChecks:
+    """Commit's validations, run in a thread of this process while worker processes stage
+    the files (this process only waits for them then): the serial commit that is left is
+    the upsert. Staged files arrive in candidate order; each table's parts are grouped
+    exactly as commit groups them (``_batches``: consecutive parts up to ``SPILL_ROWS`` rows),
+    so commit finds every batch it would validate already done and takes the result; the
+    last, unfinished batch of each table is done in ``finish``. The checks go onto the staged
+    files (``StagedFile.checked``), keyed by (table, parts). A failure here is not an error:
+    commit then validates that batch itself, as without this."""
+
+    def __init__(self) -> None:
+        import queue
+
+        self._q: queue.Queue[tuple[str, list[Path], StagedFile] | None] = queue.Queue()
+        self._open: dict[str, tuple[list[Path], int, StagedFile]] = {}
+        self._seen: set[Path] = set()
+        self._thread = threading.Thread(target=self._run, name="tunewell-checks", daemon=True)
+        self._thread.start()
+
+    def add(self, files: list[StagedFile]) -> None:
+        for s in files:
+            if s.result.status != FileStatus.STAGED:
+                continue
+            for tbl, paths in s.tables.items():
+                for p in paths:
+                    if p not in self._seen:  # a batch part listed by each of its files
+                        self._seen.add(p)
+                        self._part(tbl, p, s)
+
+    def _part(self, tbl: str, p: Path, owner: StagedFile) -> None:
+        import pyarrow.parquet as pq
+
+        k = pq.ParquetFile(p).metadata.num_rows
+        batch, n, holder = self._open.get(tbl, ([], 0, owner))
+        if batch and n + k > SPILL_ROWS:
+            self._q.put((tbl, batch, holder))
+            batch, n = [], 0
+        self._open[tbl] = ([*batch, p], n + k, owner)
+
+    def finish(self, complete: bool = True) -> None:
+        """Validate the last batches (unless staging stopped short) and wait for the thread."""
+        for tbl, (batch, _, owner) in self._open.items() if complete else ():
+            self._q.put((tbl, batch, owner))
+        self._q.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while (job := self._q.get()) is not None:
+            tbl, batch, owner = job
+            try:
+                owner.checked[(tbl, tuple(batch))] = _check_batch(tbl, batch)
+            except Exception:  # commit validates this batch again, and reports what went wrong
+                continue
 
 
 def _batches(paths: list[Path], max_rows: int) -> Iterator[list[Path]]:
@@ -773,10 +858,21 @@ def stage_candidates(
     size = GROUP_FILES if workers <= 1 else -(-len(cands) // (4 * workers))
     size = max(1, min(GROUP_FILES, size))
     groups = [cands[i : i + size] for i in range(0, len(cands), size)]
-    for staged in map_in_processes(
-        stage_files, groups, settings, options, retry_quarantined, workers=workers
-    ):
-        yield from staged
+    # With workers this process is idle while they stage: it validates what they staged.
+    ahead = _AheadChecks() if workers > 1 and len(groups) > 1 else None
+    complete = False
+    try:
+        for staged in map_in_processes(
+            stage_files, groups, settings, options, retry_quarantined, workers=workers
+        ):
+            if ahead is not None:
+                for files in staged:
+                    ahead.add(files)
+            yield from staged
+        complete = True
+    finally:
+        if ahead is not None:
+            ahead.finish(complete)
 
 
 def map_in_processes(fn: Callable[..., R], items: list, *args: object, workers: int) -> Iterator[R]:

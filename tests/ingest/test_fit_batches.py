@@ -111,3 +111,36 @@ def test_a_file_that_fails_conform_in_a_batch_is_found_and_quarantined_alone(
     for table in set(got) - {"manifest", "quarantine"}:
         assert got[table].equals(want[table]), table  # type: ignore[union-attr]
     assert sum(f.status == FileStatus.INGESTED for f in rep.files) == len(files) - 1
+
+
+@pytest.mark.slow
+def test_with_workers_the_validations_are_done_while_staging(
+    person_files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With worker processes, this process validates what they stage as it arrives: commit
+    then finds every batch it would validate already done, and the lake, the report and the
+    row counts are those of a run in one process."""
+    user, files = person_files
+    cands = _cands(files, user.user_id)
+    monkeypatch.setattr(runner, "SPILL_ROWS", 700)  # several validation batches per table
+    runs = {}
+    for n in (1, 2):
+        s = Settings(lake=tmp_path / f"lake{n}", users={user.user_id: user})
+        staged = [f for fs in runner.stage_candidates(cands, s, {}, False, workers=n) for f in fs]
+        parts: dict[str, list[Path]] = {}
+        for f in staged:
+            for tbl, ps in f.tables.items():
+                parts.setdefault(tbl, []).extend(p for p in ps if p not in parts.get(tbl, []))
+        batches = {(t, tuple(b)) for t, ps in parts.items() for b in runner._batches(ps, 700)}
+        done = {k for f in staged for k in f.checked}
+        assert done == (batches if n == 2 else set())
+        assert len(batches) > len(parts)
+        rep = runner.commit(staged, s)
+        runs[n] = (
+            sorted((f.file, str(f.status), sorted(f.rows.items())) for f in rep.files),
+            rep.to_dict()["tables"],
+            rep.validated,
+            _lake_state(s.lake),
+        )
+    assert runs[1][:3] == runs[2][:3]
+    _assert_same(runs[1][3], runs[2][3])  # type: ignore[arg-type]
