@@ -6,6 +6,8 @@ The file lifecycle (DESIGN.md) in three steps:
    (``<lake>/staging/<sha>/``). A file that cannot be read is copied to quarantine with its
    reason, and the run goes on. Staging bounds memory for huge exports and lets a Prefect flow run
    one task per file, or ``ingest_candidates(workers=N)`` stage files in N processes.
+   ``stage_files`` stages a group of files at once: a batch reader's (FIT) files are decoded one
+   by one, then conformed and written together (``<lake>/staging/batch<id>-<user>/``).
 2. ``commit``: per table, one Great Expectations validation over all staged rows of the run; failed
    rows go to ``quarantine/rows/`` with the failed expectation; a file most of whose rows fail is
    quarantined whole; the rest is upserted by ``record_id`` (one partition rewrite per table and
