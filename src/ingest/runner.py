@@ -856,7 +856,12 @@ def stage_candidates(
     """Each candidate's staged files, in candidate order, staged here or in ``workers``
     processes. Groups of consecutive files go to one call (``stage_files``), so a batch
     reader's files are conformed and written together; groups are small enough that every
-    worker gets several."""
+    worker gets several. Callers hold the run lock: batch folders found on entry belong to a
+    run that crashed, and are removed."""
+    if cands:  # batch parts a crashed run left (its files are staged again now)
+        root = _staging(settings.lake, "batch", "-").parent
+        for old in root.glob("batch*") if root.is_dir() else ():
+            shutil.rmtree(old, ignore_errors=True)
     size = GROUP_FILES if workers <= 1 else -(-len(cands) // (4 * workers))
     size = max(1, min(GROUP_FILES, size))
     groups = [cands[i : i + size] for i in range(0, len(cands), size)]
