@@ -193,7 +193,9 @@ def ingest(
         n = workers if workers is not None else settings.ingest_workers
         rep = steps.run_nightly(settings, cands, request, steps.InProcess(advance, workers=n))
     if as_json:
-        console.print_json(json.dumps(rep.to_dict(), default=str))
+        # Plain text, not rich's highlighter: a year of FIT files makes a ~650 kB report, which
+        # rich took seconds of CPU to colour and wrap for a pipe.
+        typer.echo(json.dumps(rep.to_dict(), default=str, indent=2, ensure_ascii=False))
     else:
         _print_run(rep)
         console.print(f"lake: [bold]{settings.lake}[/]   report: {rep.report_path}")

@@ -57,10 +57,13 @@ class InProcess:
 
     def map(self, step: Callable[..., R], items: list[Any], *args: Any) -> list[R]:
         out = []
-        n = self.workers if step is stage_one else 1
-        for item, result in zip(
-            items, runner.map_in_processes(step, items, *args, workers=n), strict=True
-        ):
+        results: Iterable[Any]
+        if step is stage_one:  # = stage_one per file, in groups: FIT files conformed together
+            settings, options, retry = args
+            results = runner.stage_candidates(items, settings, options, retry, self.workers)
+        else:
+            results = (step(item, *args) for item in items)
+        for item, result in zip(items, results, strict=True):
             out.append(result)
             if self.on_item is not None:
                 self.on_item(step, item)

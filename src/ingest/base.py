@@ -15,7 +15,7 @@ quarantines the file with that message and goes on with the others.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -70,3 +70,18 @@ class Reader(Protocol):
     def sniff(self, path: Path, head: bytes) -> bool: ...
 
     def read(self, ctx: FileContext) -> Iterator[tuple[str, pl.DataFrame]]: ...
+
+
+@runtime_checkable
+class BatchReader(Reader, Protocol):
+    """A reader whose files are many and small (FIT): ``read`` split in two, so the runner can
+    conform many files' rows per table at once. ``frames(ctx)`` decodes one file into its tables'
+    frames, not yet conformed but carrying ``source_file`` and ``device``; ``conform_frames``
+    conforms the frames of one or many files of one user and must give the rows ``read`` gives
+    file by file. A file whose ``frames`` raises is quarantined alone, as with ``read``."""
+
+    def frames(self, ctx: FileContext) -> Iterator[tuple[str, pl.DataFrame]]: ...
+
+    def conform_frames(
+        self, parts: Iterable[tuple[str, pl.DataFrame]], user: UserSettings
+    ) -> Iterator[tuple[str, pl.DataFrame]]: ...

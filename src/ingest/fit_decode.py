@@ -52,11 +52,20 @@ class FitMessages:
     decoder: str
     ordered: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
+    _by_name: dict[str, list[dict[str, Any]]] | None = field(default=None, repr=False)
+
     def of(self, name: str) -> list[dict[str, Any]]:
-        return [m for n, m in self.ordered if n == name]
+        """The messages of one kind, in file order (indexed once: a reader asks for ~15 kinds)."""
+        if self._by_name is None:
+            index: dict[str, list[dict[str, Any]]] = {}
+            for n, m in self.ordered:
+                index.setdefault(n, []).append(m)
+            self._by_name = index
+        return self._by_name.get(name, [])
 
     def first(self, name: str) -> dict[str, Any] | None:
-        return next((m for n, m in self.ordered if n == name), None)
+        found = self.of(name)
+        return found[0] if found else None
 
 
 def fit_seconds(value: datetime) -> int:

@@ -6,6 +6,8 @@ The file lifecycle (DESIGN.md) in three steps:
    (``<lake>/staging/<sha>/``). A file that cannot be read is copied to quarantine with its
    reason, and the run goes on. Staging bounds memory for huge exports and lets a Prefect flow run
    one task per file, or ``ingest_candidates(workers=N)`` stage files in N processes.
+   ``stage_files`` stages a group of files at once: a batch reader's (FIT) files are decoded one
+   by one, then conformed and written together (``<lake>/staging/batch<id>-<user>/``).
 2. ``commit``: per table, one Great Expectations validation over all staged rows of the run; failed
    rows go to ``quarantine/rows/`` with the failed expectation; a file most of whose rows fail is
    quarantined whole; the rest is upserted by ``record_id`` (one partition rewrite per table and
@@ -37,7 +39,7 @@ from typing import TypeVar, cast
 import polars as pl
 
 from tunewell.ingest import safety, validate
-from tunewell.ingest.base import FileContext, ReadError
+from tunewell.ingest.base import BatchReader, FileContext, Reader, ReadError
 from tunewell.ingest.registry import SnifferError, detect, guess_format, read_head
 from tunewell.lake import manifest
 from tunewell.lake.crash import crashpoint
@@ -64,6 +66,9 @@ SPILL_ROWS = 200_000
 # A file is rejected whole when more than this share of its rows fail validation: then the
 # file itself is wrong (wrong units, wrong clock), not a few glitchy samples.
 FILE_REJECT_SHARE = 0.5
+# Files staged by one call (one worker's share at a time): a batch reader's files of a group
+# are conformed and written together.
+GROUP_FILES = 64
 SKIP_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
 _WRITE_MUTEX = threading.Lock()
 
@@ -88,6 +93,8 @@ class StagedFile:
     result: FileResult
     path: Path  # original bytes (for a quarantine copy)
     tables: dict[str, list[Path]] = field(default_factory=dict)
+    # Validations already done while staging (``_AheadChecks``), keyed by (table, parts).
+    checked: dict[tuple[str, tuple[Path, ...]], BatchCheck] = field(default_factory=dict)
 
 
 @dataclass
@@ -216,6 +223,35 @@ def stage_file(
     depth: int = 0,
 ) -> list[StagedFile]:
     """Read one file (or every member of an archive no reader claims) into staging."""
+    opened = _open(path, user, settings, display, options, retry_quarantined, depth)
+    if isinstance(opened, list):
+        return opened
+    _read_into(opened, lake_path(settings.lake))
+    return [opened.staged]
+
+
+@dataclass
+class _Opened:
+    """A file a reader claimed, its staging folder emptied, not read yet."""
+
+    reader: Reader
+    ctx: FileContext
+    staged: StagedFile
+    stage: Path
+    t0: float
+
+
+def _open(
+    path: Path,
+    user: UserSettings,
+    settings: Settings,
+    display: str | None,
+    options: dict | None,
+    retry_quarantined: bool,
+    depth: int,
+) -> _Opened | list[StagedFile]:
+    """Everything ``stage_file`` decides before a reader reads: the staged results of a file
+    that is already seen, refused, skipped or an archive, or the reader that will read it."""
     lake = lake_path(settings.lake)
     display = display or str(path)
     t0 = time.perf_counter()
@@ -294,38 +330,127 @@ def stage_file(
     stage = _staging(lake, sha, user.user_id)
     shutil.rmtree(stage, ignore_errors=True)
     ctx = FileContext(Path(path), display, sha, user, {**user.options, **(options or {})})
+    return _Opened(reader, ctx, staged, stage, t0)
+
+
+def _read_into(o: _Opened, lake: Path) -> None:
+    """The file's rows into its staging folder, spilled every ``SPILL_ROWS`` rows."""
     try:
         pending: dict[str, list[pl.DataFrame]] = {}
         n = 0
-        for tbl, df in reader.read(ctx):
+        for tbl, df in o.reader.read(o.ctx):
             crashpoint("decode")
             if df.is_empty():
                 continue
             pending.setdefault(tbl, []).append(df)
             n += df.height
             if n >= SPILL_ROWS:
-                _spill(stage, pending, staged)
+                _spill(o.stage, pending, o.staged)
                 pending, n = {}, 0
-        _spill(stage, pending, staged)
-        res.notes = list(ctx.notes)
+        _spill(o.stage, pending, o.staged)
+        o.staged.result.notes = list(o.ctx.notes)
     except Exception as exc:  # whatever a reader raises is a property of this file
-        shutil.rmtree(stage, ignore_errors=True)
-        staged.tables.clear()
-        if is_disk_error(exc):  # ... except a full or read-only disk: that stops the run
-            if isinstance(exc, LakeWriteError):
-                raise
-            raise LakeWriteError(stage, cast(OSError, exc)) from exc
-        msg = str(exc) if isinstance(exc, ReadError) else f"{type(exc).__name__}: {exc}"
-        _quarantine(
-            lake,
-            Path(path),
-            res,
-            msg if msg.startswith(display) else f"{display}: {msg}",
-            details=getattr(exc, "details", None),
-            code=safety.classify(exc, reader.SOURCE, Path(path)),
-        )
-    res.seconds = time.perf_counter() - t0
-    return [staged]
+        _read_failed(lake, o, exc)
+    o.staged.result.seconds = time.perf_counter() - o.t0
+
+
+def _read_failed(lake: Path, o: _Opened, exc: Exception) -> None:
+    """Quarantine a file its reader failed on, with the reader's words and the file's name."""
+    shutil.rmtree(o.stage, ignore_errors=True)
+    o.staged.tables.clear()
+    if is_disk_error(exc):  # ... except a full or read-only disk: that stops the run
+        if isinstance(exc, LakeWriteError):
+            raise exc
+        raise LakeWriteError(o.stage, cast(OSError, exc)) from exc
+    res, display, path = o.staged.result, o.ctx.display, o.ctx.path
+    msg = str(exc) if isinstance(exc, ReadError) else f"{type(exc).__name__}: {exc}"
+    _quarantine(
+        lake,
+        Path(path),
+        res,
+        msg if msg.startswith(display) else f"{display}: {msg}",
+        details=getattr(exc, "details", None),
+        code=safety.classify(exc, o.reader.SOURCE, Path(path)),
+    )
+
+
+def stage_files(
+    cands: list[Candidate], settings: Settings, options: dict, retry_quarantined: bool
+) -> list[list[StagedFile]]:
+    """``stage_file`` of each candidate, in order, except that the files of a ``BatchReader``
+    (FIT) are decoded one by one and then conformed and written together, one staged part per
+    table for up to ``SPILL_ROWS`` rows of consecutive files of one user. Per file and table,
+    conform, the Parquet write and the commit's reads of each small part were most of a
+    FIT year's cost. A file whose decode fails is quarantined alone, as by ``stage_file``; if
+    conforming the gathered files fails, each is conformed alone, so only the file at fault
+    is quarantined, with its own error."""
+    lake = lake_path(settings.lake)
+    out: list[list[StagedFile]] = []
+    batch: list[tuple[_Opened, list[tuple[str, pl.DataFrame]]]] = []
+    rows = 0
+    for cand in cands:
+        user = settings.user(cand.user_id)
+        display = private_display(cand, settings)
+        o = _open(cand.path, user, settings, display, options, retry_quarantined, 0)
+        if isinstance(o, list):
+            out.append(o)
+            continue
+        out.append([o.staged])
+        if not isinstance(o.reader, BatchReader):
+            _read_into(o, lake)
+            continue
+        first = batch[0][0] if batch else None
+        if first and (first.reader is not o.reader or first.ctx.user.user_id != user.user_id):
+            _flush(lake, batch)
+            batch, rows = [], 0
+        try:
+            got = []
+            for tbl, df in o.reader.frames(o.ctx):
+                crashpoint("decode")
+                got.append((tbl, df))
+            o.staged.result.notes = list(o.ctx.notes)
+        except Exception as exc:  # whatever a reader raises is a property of this file
+            _read_failed(lake, o, exc)
+        else:
+            batch.append((o, got))
+            rows += sum(df.height for _, df in got)
+        o.staged.result.seconds = time.perf_counter() - o.t0
+        if rows >= SPILL_ROWS:
+            _flush(lake, batch)
+            batch, rows = [], 0
+    _flush(lake, batch)
+    return out
+
+
+def _flush(lake: Path, batch: list[tuple[_Opened, list[tuple[str, pl.DataFrame]]]]) -> None:
+    """Conform the gathered files' frames per table and write one staged part per table, which
+    every file with rows in that table lists (commit de-duplicates parts; rows keep file order,
+    and commit and upsert tell files apart by ``source_file``)."""
+    if not batch:
+        return
+    first = batch[0][0]
+    reader = cast(BatchReader, first.reader)
+    try:
+        tables = list(reader.conform_frames((p for _, got in batch for p in got), first.ctx.user))
+    except Exception:
+        for o, got in batch:  # find the file at fault: each alone, as ``stage_file`` would
+            try:
+                pending = {t: [df] for t, df in reader.conform_frames(got, o.ctx.user)}
+                _spill(o.stage, pending, o.staged)
+            except Exception as exc:
+                _read_failed(lake, o, exc)
+        return
+    where = _staging(lake, f"batch{uuid.uuid4().hex}", first.ctx.user.user_id)
+    for tbl, df in tables:
+        if df.is_empty():
+            continue
+        p = where / f"{tbl}-0.parquet"
+        buf = io.BytesIO()
+        df.write_parquet(buf)
+        atomic_write_bytes(p, buf.getvalue())
+        for o, got in batch:
+            if any(t == tbl and d.height for t, d in got):
+                o.staged.tables.setdefault(tbl, []).append(p)
 
 
 def _spill(stage: Path, pending: dict[str, list[pl.DataFrame]], staged: StagedFile) -> None:
@@ -430,32 +555,26 @@ def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
     for s in live:
         for tbl, paths in s.tables.items():
             parts.setdefault(tbl, []).extend(paths)
+    # A part staged for a batch of files is listed by each of them: read it once, in place.
+    parts = {tbl: list(dict.fromkeys(paths)) for tbl, paths in parts.items()}
     total_of: dict[str, int] = {}  # rows staged per source file, all tables
     dropped: dict[tuple[str, str, str], int] = {}  # (table, sha, user) -> failed rows
     passed: dict[str, list[Path]] = {}
+    done = {k: c for s in live for k, c in s.checked.items()}  # validated while staging
     for tbl, paths in sorted(parts.items()):
         rows, failures, bad_frames = 0, dict[str, int](), list[pl.DataFrame]()
         for batch in _batches(paths, SPILL_ROWS):
-            df = pl.concat([pl.read_parquet(p) for p in batch], how="vertical_relaxed")
-            rows += df.height
-            for sha, n in df.group_by("source_file").len().iter_rows():
+            c = done.pop((tbl, tuple(batch)), None) or _check_batch(tbl, batch)
+            rows += c.rows
+            for sha, n in c.per_file.items():
                 total_of[sha] = total_of.get(sha, 0) + n
-            out = validate.check(tbl, df)
-            del df
-            if out.bad.height:
-                for name, n in out.failures.items():
+            if c.bad is not None:
+                for name, n in c.failures.items():
                     failures[name] = failures.get(name, 0) + n
-                for sha, uid, n in out.bad.group_by("source_file", "user_id").len().iter_rows():
+                for (sha, uid), n in c.dropped.items():
                     dropped[(tbl, sha, uid)] = dropped.get((tbl, sha, uid), 0) + n
-                bad_frames.append(out.bad)
-                p = batch[0].with_name(f"{batch[0].stem}.valid.parquet")
-                buf = io.BytesIO()
-                out.good.write_parquet(buf)
-                atomic_write_bytes(p, buf.getvalue())
-                passed.setdefault(tbl, []).append(p)
-            else:
-                passed.setdefault(tbl, []).extend(batch)
-            del out
+                bad_frames.append(c.bad)
+            passed.setdefault(tbl, []).extend(c.passed)
         report.validated[tbl] = {
             "rows": rows,
             "expectations": [x.name for x in validate.specs(tbl)],
@@ -463,10 +582,12 @@ def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
         if bad_frames:
             report.invalid_rows[tbl] = failures
             _write_bad_rows(lake, tbl, pl.concat(bad_frames, how="vertical_relaxed"))
+    of_key: dict[tuple[str, str], list[StagedFile]] = {}  # (sha, user) -> its staged files
+    for s in live:
+        of_key.setdefault((s.result.sha256, s.result.user_id), []).append(s)
     for (tbl, sha, uid), n in dropped.items():
-        for s in live:
-            if (s.result.sha256, s.result.user_id) == (sha, uid):
-                s.result.dropped_invalid[tbl] = n
+        for s in of_key.get((sha, uid), []):
+            s.result.dropped_invalid[tbl] = n
     # Files whose rows mostly failed are rejected whole.
     rejected: set[str] = set()
     for s in live:
@@ -496,10 +617,9 @@ def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
             report.tables[tbl] = upsert_files(
                 lake, tbl, files, exclude_files=rejected, on_rows=seen
             )
-            for (sha, uid), n in counted.items():
-                for s in live:
-                    if (s.result.sha256, s.result.user_id) == (sha, uid):
-                        s.result.rows[tbl] = n
+            for key, n in counted.items():
+                for s in of_key.get(key, []):
+                    s.result.rows[tbl] = n
         crashpoint("silver_written")  # rows in, files not yet marked ingested
         manifest.add_pending(lake, report.changed_dates)
         for s in staged:
@@ -524,6 +644,8 @@ def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
                     r.sha256, r.file, r.user_id, r.format, r.status, rows=r.rows
                 ),
             )
+    for folder in {p.parent for paths in parts.values() for p in paths}:
+        shutil.rmtree(folder, ignore_errors=True)  # batch parts live in folders of their own
     for s in staged:
         shutil.rmtree(_staging(lake, s.result.sha256, s.result.user_id), ignore_errors=True)
         if s.result.format != "zip" or s.result.status not in (
@@ -532,6 +654,96 @@ def commit(staged: list[StagedFile], settings: Settings) -> RunReport:
         ):
             report.files.append(s.result)
     return report
+
+
+@dataclass
+class BatchCheck:
+    """One Great Expectations validation of a batch of staged parts of a table: what commit
+    needs of it (the failing rows themselves, their counts, the parts holding the rows that
+    passed), so it can be done ahead, while other files are still being staged."""
+
+    rows: int
+    per_file: dict[str, int]  # rows per source file (passed or not)
+    passed: list[Path]  # the batch's parts, or one part of its passing rows
+    failures: dict[str, int] = field(default_factory=dict)
+    dropped: dict[tuple[str, str], int] = field(default_factory=dict)  # (sha, user) -> rows
+    bad: pl.DataFrame | None = None  # failing rows, with the expectation they failed
+
+
+def _check_batch(tbl: str, batch: list[Path]) -> BatchCheck:
+    df = pl.concat([pl.read_parquet(p) for p in batch], how="vertical_relaxed")
+    per_file = dict(df.group_by("source_file").len().iter_rows())
+    out = validate.check(tbl, df)
+    c = BatchCheck(df.height, per_file, list(batch))
+    del df
+    if out.bad.height:
+        c.failures = dict(out.failures)
+        c.dropped = {
+            (sha, uid): n
+            for sha, uid, n in out.bad.group_by("source_file", "user_id").len().iter_rows()
+        }
+        c.bad = out.bad
+        p = batch[0].with_name(f"{batch[0].stem}.valid.parquet")
+        buf = io.BytesIO()
+        out.good.write_parquet(buf)
+        atomic_write_bytes(p, buf.getvalue())
+        c.passed = [p]
+    return c
+
+
+class _AheadChecks:
+    """Commit's validations, run in a thread of this process while worker processes stage
+    the files (this process only waits for them then): the serial commit that is left is
+    the upsert. Staged files arrive in candidate order; each table's parts are grouped
+    exactly as commit groups them (``_batches``: consecutive parts up to ``SPILL_ROWS`` rows),
+    so commit finds every batch it would validate already done and takes the result; the
+    last, unfinished batch of each table is done in ``finish``. The checks go onto the staged
+    files (``StagedFile.checked``), keyed by (table, parts). A failure here is not an error:
+    commit then validates that batch itself, as without this."""
+
+    def __init__(self) -> None:
+        import queue
+
+        self._q: queue.Queue[tuple[str, list[Path], StagedFile] | None] = queue.Queue()
+        self._open: dict[str, tuple[list[Path], int, StagedFile]] = {}
+        self._seen: set[Path] = set()
+        self._thread = threading.Thread(target=self._run, name="tunewell-checks", daemon=True)
+        self._thread.start()
+
+    def add(self, files: list[StagedFile]) -> None:
+        for s in files:
+            if s.result.status != FileStatus.STAGED:
+                continue
+            for tbl, paths in s.tables.items():
+                for p in paths:
+                    if p not in self._seen:  # a batch part listed by each of its files
+                        self._seen.add(p)
+                        self._part(tbl, p, s)
+
+    def _part(self, tbl: str, p: Path, owner: StagedFile) -> None:
+        import pyarrow.parquet as pq
+
+        k = pq.ParquetFile(p).metadata.num_rows
+        batch, n, holder = self._open.get(tbl, ([], 0, owner))
+        if batch and n + k > SPILL_ROWS:
+            self._q.put((tbl, batch, holder))
+            batch, n = [], 0
+        self._open[tbl] = ([*batch, p], n + k, owner)
+
+    def finish(self, complete: bool = True) -> None:
+        """Validate the last batches (unless staging stopped short) and wait for the thread."""
+        for tbl, (batch, _, owner) in self._open.items() if complete else ():
+            self._q.put((tbl, batch, owner))
+        self._q.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while (job := self._q.get()) is not None:
+            tbl, batch, owner = job
+            try:
+                owner.checked[(tbl, tuple(batch))] = _check_batch(tbl, batch)
+            except Exception:  # commit validates this batch again, and reports what went wrong
+                continue
 
 
 def _batches(paths: list[Path], max_rows: int) -> Iterator[list[Path]]:
@@ -620,19 +832,6 @@ def ingest_candidates(
         return commit(staged, settings)
 
 
-def _stage_one(
-    cand: Candidate, settings: Settings, options: dict, retry_quarantined: bool
-) -> list[StagedFile]:
-    return stage_file(
-        cand.path,
-        settings.user(cand.user_id),
-        settings,
-        display=private_display(cand, settings),
-        options=options,
-        retry_quarantined=retry_quarantined,
-    )
-
-
 def _stage_all(
     candidates: Iterable[Candidate],
     settings: Settings,
@@ -642,10 +841,45 @@ def _stage_all(
 ) -> Iterator[tuple[Candidate, list[StagedFile]]]:
     """(candidate, its staged files) in candidate order, from this process or a pool."""
     cands = list(candidates)
-    done = map_in_processes(
-        _stage_one, cands, settings, options, retry_quarantined, workers=workers
+    yield from zip(
+        cands, stage_candidates(cands, settings, options, retry_quarantined, workers), strict=True
     )
-    yield from zip(cands, done, strict=True)
+
+
+def stage_candidates(
+    cands: list[Candidate],
+    settings: Settings,
+    options: dict,
+    retry_quarantined: bool,
+    workers: int = 1,
+) -> Iterator[list[StagedFile]]:
+    """Each candidate's staged files, in candidate order, staged here or in ``workers``
+    processes. Groups of consecutive files go to one call (``stage_files``), so a batch
+    reader's files are conformed and written together; groups are small enough that every
+    worker gets several. Callers hold the run lock: batch folders found on entry belong to a
+    run that crashed, and are removed."""
+    if cands:  # batch parts a crashed run left (its files are staged again now)
+        root = _staging(settings.lake, "batch", "-").parent
+        for old in root.glob("batch*") if root.is_dir() else ():
+            shutil.rmtree(old, ignore_errors=True)
+    size = GROUP_FILES if workers <= 1 else -(-len(cands) // (4 * workers))
+    size = max(1, min(GROUP_FILES, size))
+    groups = [cands[i : i + size] for i in range(0, len(cands), size)]
+    # With workers this process is idle while they stage: it validates what they staged.
+    ahead = _AheadChecks() if workers > 1 and len(groups) > 1 else None
+    complete = False
+    try:
+        for staged in map_in_processes(
+            stage_files, groups, settings, options, retry_quarantined, workers=workers
+        ):
+            if ahead is not None:
+                for files in staged:
+                    ahead.add(files)
+            yield from staged
+        complete = True
+    finally:
+        if ahead is not None:
+            ahead.finish(complete)
 
 
 def map_in_processes(fn: Callable[..., R], items: list, *args: object, workers: int) -> Iterator[R]:

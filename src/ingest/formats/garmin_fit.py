@@ -42,7 +42,7 @@ wall-clock time in the user's zone.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -61,6 +61,7 @@ from tunewell.ingest.fit_decode import (
     from_fit_seconds,
 )
 from tunewell.ingest.timeparse import wall_to_utc, zone_on
+from tunewell.lake.frames import conform
 from tunewell.lake.sleep_rules import assign_nights, summarise_stages
 from tunewell.lake.timezones import offset_of, zone_at, zone_offsets
 from tunewell.settings import UserSettings
@@ -84,25 +85,66 @@ _MAKER_ALIASES = {"wahoo_fitness": "wahoo", "dynastream_oem": "dynastream"}
 _MAX_OFFSET_S = 14 * 3600
 _OFFSET_SOURCES = ("activity", "monitoring_info", "timestamp_correlation")
 
-Emit = Callable[[pl.DataFrame, str], pl.DataFrame]
-
 
 def sniff(path: Path, head: bytes) -> bool:
     return len(head) >= 12 and head[0] in (12, 14) and head[8:12] == b".FIT"
 
 
 def read(ctx: FileContext) -> Iterator[tuple[str, pl.DataFrame]]:
+    yield from conform_frames(frames(ctx), ctx.user)
+
+
+def frames(ctx: FileContext) -> Iterator[tuple[str, pl.DataFrame]]:
+    """The per-file half of ``read``: decode and build each table's frame, labelled with the
+    file's offset, its hash and its device, but not yet conformed. The runner gathers these from
+    many files and conforms each table once (``conform_frames``): per file and table, conform's
+    few polars passes were most of the reader's cost on small files."""
     msgs = decode(ctx.path, ctx.display)
     device = device_name(msgs)
     clock = Clock.of(msgs, ctx.user)
-
-    def emit(df: pl.DataFrame, table: str) -> pl.DataFrame:
-        return ctx.conform(clock.label(df), table, source=SOURCE, device=device)
-
+    lineage = (
+        pl.lit(ctx.sha256, dtype=pl.String).alias("source_file"),
+        pl.lit(device, dtype=pl.String).alias("device"),
+    )
     for extract in (_activity, _monitoring, _sleep, _hrv_status):
-        for table, df in extract(msgs, clock, emit):
+        for table, df in extract(msgs, clock):
             if df.height:
-                yield table, df
+                yield table, clock.label(df).with_columns(lineage)
+
+
+# A table whose rows refer to another's record ids is conformed after it.
+_AFTER = {"sleep_stage": "sleep_episode"}
+
+
+def conform_frames(
+    parts: Iterable[tuple[str, pl.DataFrame]], user: UserSettings
+) -> Iterator[tuple[str, pl.DataFrame]]:
+    """``frames`` of one or many files of one user → conformed tables, one ``conform`` per table.
+
+    Rows stay in the order they came (file by file), and conform is row by row (zones, ids,
+    casts), so the rows equal those of conforming each file's frames alone. A sleep stage's
+    ``episode_id`` is its file's episode's record id: a file has one episode, so the stages
+    find theirs by the file's hash once the episodes are conformed.
+    """
+    by: dict[str, list[pl.DataFrame]] = {}
+    for table, df in parts:
+        by.setdefault(table, []).append(df)
+    order = sorted(by, key=lambda t: t in _AFTER)
+    episodes: pl.DataFrame | None = None
+    for table in order:
+        pieces = by[table]
+        df = pl.concat(pieces, how="diagonal_relaxed") if len(pieces) > 1 else pieces[0]
+        if table == "sleep_stage":
+            ids = (
+                episodes
+                if episodes is not None
+                else pl.DataFrame(schema={"source_file": pl.String, "episode_id": pl.String})
+            )
+            df = df.join(ids, on="source_file", how="left", maintain_order="left")
+        out = conform(df, table, user=user, source=SOURCE, source_file="")
+        if table == "sleep_episode":
+            episodes = out.select("source_file", pl.col("record_id").alias("episode_id"))
+        yield table, out
 
 
 def device_name(msgs: FitMessages) -> str | None:
@@ -244,7 +286,7 @@ def _frame(rows: dict[str, list]) -> pl.DataFrame:
 # --- activity -------------------------------------------------------------------------------
 
 
-def _activity(msgs: FitMessages, clock: Clock, emit: Emit) -> Iterator[tuple[str, pl.DataFrame]]:
+def _activity(msgs: FitMessages, clock: Clock) -> Iterator[tuple[str, pl.DataFrame]]:
     w: dict[str, list] = {
         k: []
         for k in (
@@ -276,11 +318,11 @@ def _activity(msgs: FitMessages, clock: Clock, emit: Emit) -> Iterator[tuple[str
         w["energy_kcal"].append(s.get("total_calories"))
         w["distance_m"].append(s.get("total_distance"))
         w["vendor_load"].append(load if load else None)
-    workouts = _frame(w)
-    yield (
-        "workout",
-        emit(workouts.unique("start_utc", keep="first", maintain_order=True), "workout"),
-    )
+    # Most files of a year are daily monitoring and nightly files: their empty tables cost no
+    # polars calls.
+    workouts = _frame(w) if w["start_utc"] else None
+    if workouts is not None:
+        yield "workout", workouts.unique("start_utc", keep="first", maintain_order=True)
 
     t, bpm = [], []
     first_record: datetime | None = None
@@ -292,16 +334,12 @@ def _activity(msgs: FitMessages, clock: Clock, emit: Emit) -> Iterator[tuple[str
         if r.get("heart_rate"):
             t.append(ts)
             bpm.append(r["heart_rate"])
-    hr = _frame({"start_utc": t, "bpm": bpm}).with_columns(context=pl.lit("workout"))
-    yield (
-        "heart_rate",
-        emit(
-            hr.unique("start_utc", keep="first", maintain_order=True).sort("start_utc"),
-            "heart_rate",
-        ),
-    )
+    if t:
+        hr = _frame({"start_utc": t, "bpm": bpm}).with_columns(context=pl.lit("workout"))
+        hr = hr.unique("start_utc", keep="first", maintain_order=True).sort("start_utc")
+        yield "heart_rate", hr
 
-    anchor = workouts["start_utc"].min() if workouts.height else first_record
+    anchor = min(w["start_utc"]) if workouts is not None else first_record
     rr_s = [v for m in msgs.of("hrv") for v in _as_list(m.get("time")) if 0 < v < 65.535]
     if anchor is None or not rr_s:
         return
@@ -309,13 +347,13 @@ def _activity(msgs: FitMessages, clock: Clock, emit: Emit) -> Iterator[tuple[str
         start_utc=pl.lit(anchor).cast(UTC_TS)
         + pl.duration(microseconds=(pl.col("rr_ms").cum_sum() * 1000).round().cast(pl.Int64))
     )
-    yield "rr_interval", emit(rr, "rr_interval")
+    yield "rr_interval", rr
 
 
 # --- monitoring -----------------------------------------------------------------------------
 
 
-def _monitoring(msgs: FitMessages, clock: Clock, emit: Emit) -> Iterator[tuple[str, pl.DataFrame]]:
+def _monitoring(msgs: FitMessages, clock: Clock) -> Iterator[tuple[str, pl.DataFrame]]:
     info = msgs.first("monitoring_info") or {}
     local0 = info.get("local_timestamp")
     from_midnight = isinstance(local0, int) and local0 % 86400 == 0
@@ -361,13 +399,14 @@ def _monitoring(msgs: FitMessages, clock: Clock, emit: Emit) -> Iterator[tuple[s
                 steps["end_utc"].append(t)
                 steps["steps"].append(float(delta))
         prev_t = t
-    yield "steps", emit(_frame(steps), "steps")
-    hr = _frame({"start_utc": hr_t, "bpm": hr_v}).with_columns(context=pl.lit("sample"))
-    yield (
-        "heart_rate",
-        emit(hr.unique("start_utc", keep="first", maintain_order=True), "heart_rate"),
-    )
-    yield "vitals", emit(_vitals(msgs, clock).unique(["start_utc", "metric"]), "vitals")
+    if steps["steps"]:
+        yield "steps", _frame(steps)
+    if hr_t:
+        hr = _frame({"start_utc": hr_t, "bpm": hr_v}).with_columns(context=pl.lit("sample"))
+        yield "heart_rate", hr.unique("start_utc", keep="first", maintain_order=True)
+    vitals = _vitals(msgs, clock)
+    if vitals.height:
+        yield "vitals", vitals.unique(["start_utc", "metric"])
 
 
 def _steps_total(m: dict[str, Any]) -> int | None:
@@ -423,7 +462,7 @@ def _as_list(value: Any) -> list[float]:
 # --- sleep ----------------------------------------------------------------------------------
 
 
-def _sleep(msgs: FitMessages, clock: Clock, emit: Emit) -> Iterator[tuple[str, pl.DataFrame]]:
+def _sleep(msgs: FitMessages, clock: Clock) -> Iterator[tuple[str, pl.DataFrame]]:
     levels = sorted(
         (t, str(m.get("sleep_level")))
         for m in msgs.of("sleep_level")
@@ -470,16 +509,9 @@ def _sleep(msgs: FitMessages, clock: Clock, emit: Emit) -> Iterator[tuple[str, p
         "is_main_sleep": [night["is_main_sleep"]],
         "night_rule": [night["night_rule"]],
     }
-    ep = emit(_frame(episode), "sleep_episode")
-    yield "sleep_episode", ep
-    eid = ep["record_id"][0]
-    yield (
-        "sleep_stage",
-        emit(
-            stages.select("start_utc", "end_utc", "stage").with_columns(episode_id=pl.lit(eid)),
-            "sleep_stage",
-        ),
-    )
+    yield "sleep_episode", _frame(episode)
+    # episode_id: the episode's record id, filled in by ``conform_frames``
+    yield "sleep_stage", stages.select("start_utc", "end_utc", "stage")
     assessment = msgs.first("sleep_assessment") or {}
     # Fields the SDK's profile does not name come back keyed by number: not a score we can label.
     scores = {
@@ -490,17 +522,14 @@ def _sleep(msgs: FitMessages, clock: Clock, emit: Emit) -> Iterator[tuple[str, p
     if scores:
         yield (
             "vendor_score",
-            emit(
-                _frame(
-                    {
-                        "start_utc": [end] * len(scores),
-                        "date": [sleep_date] * len(scores),
-                        "vendor": ["garmin"] * len(scores),
-                        "name": list(scores),
-                        "value": list(scores.values()),
-                    }
-                ),
-                "vendor_score",
+            _frame(
+                {
+                    "start_utc": [end] * len(scores),
+                    "date": [sleep_date] * len(scores),
+                    "vendor": ["garmin"] * len(scores),
+                    "name": list(scores),
+                    "value": list(scores.values()),
+                }
             ),
         )
 
@@ -534,7 +563,9 @@ def _episode_metrics(seq: pl.DataFrame, start: datetime, end: datetime) -> dict[
 # --- HRV status -----------------------------------------------------------------------------
 
 
-def _hrv_status(msgs: FitMessages, clock: Clock, emit: Emit) -> Iterator[tuple[str, pl.DataFrame]]:
+def _hrv_status(msgs: FitMessages, clock: Clock) -> Iterator[tuple[str, pl.DataFrame]]:
+    if not msgs.of("hrv_value") and not msgs.of("hrv_status_summary"):
+        return
     t5, v5 = [], []
     for m in msgs.of("hrv_value"):
         t = clock.utc(m.get("timestamp"))
@@ -568,8 +599,8 @@ def _hrv_status(msgs: FitMessages, clock: Clock, emit: Emit) -> Iterator[tuple[s
                 scores["value"].append(float(value))
     night = _frame(nightly).with_columns(metric=pl.lit("rmssd"), window=pl.lit("nightly"))
     hrv = pl.concat([values, night.select(values.columns)], how="vertical_relaxed")
-    yield "hrv", emit(hrv.unique(["start_utc", "window"], keep="first", maintain_order=True), "hrv")
+    yield "hrv", hrv.unique(["start_utc", "window"], keep="first", maintain_order=True)
     sc = _frame(scores)
     if sc.height:
         sc = sc.with_columns(pl.col("date").cast(pl.Date), vendor=pl.lit("garmin"))
-        yield "vendor_score", emit(sc, "vendor_score")
+        yield "vendor_score", sc
