@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -29,6 +30,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+# Before polars, in this process and every worker: the package sets polars' allocator options,
+# which polars reads once, when it is first imported (as the CLI and the nightly flow get them).
+import tunewell  # noqa: E402, F401
 
 TABLES = ("sleep_episode", "sleep_stage", "rr_interval", "steps", "heart_rate", "workout")
 COMPARE = (
@@ -174,6 +179,7 @@ def child(impl: str, data: Path, out: Path, workers: int) -> None:
                 "cpu_seconds": cpu,
                 "per_person": per,
                 "peak_rss_mb": rss_mb,
+                "malloc_conf": os.environ.get("_RJEM_MALLOC_CONF", ""),
             }
         )
     )
@@ -204,7 +210,6 @@ def compare(pl_out: Path, pd_out: Path) -> int:
 
 
 def _versions() -> str:
-    import os
     import platform
 
     import pandas as pd

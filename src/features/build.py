@@ -46,7 +46,8 @@ def load_window(start: date, end: date) -> tuple[date, date]:
 
 
 def _silver(silver: dict[str, pl.LazyFrame], name: str) -> pl.LazyFrame:
-    return silver.get(name, empty(name).lazy())
+    lf = silver.get(name)
+    return empty(name).lazy() if lf is None else lf  # not built when the table is there
 
 
 def _users_frame(users: dict[str, UserSettings]) -> list[str]:

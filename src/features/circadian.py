@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 
 from tunewell.features.baselines import window_rows
-from tunewell.lake.timezones import local_time
+from tunewell.lake.timezones import local_day, local_epoch_us, local_hour
 
 DAY_MIN = 1440.0
 SRI_PAIRS = 7  # day pairs (d−1, d) for d in the last 7 sleep dates
@@ -34,7 +34,7 @@ SUMMARY_HR = ("daily_avg", "daily_min", "daily_max")
 
 
 def _local_us(col: str) -> pl.Expr:
-    return local_time(col).dt.epoch("us")
+    return local_epoch_us(col)
 
 
 def wear_intervals(episodes: pl.LazyFrame, steps: pl.LazyFrame, hr: pl.LazyFrame) -> pl.LazyFrame:
@@ -223,10 +223,9 @@ def timing(nightly: pl.LazyFrame) -> pl.LazyFrame:
 
 def hourly_activity(steps: pl.LazyFrame) -> pl.LazyFrame:
     """Steps per local clock hour; hours without rows on a day with data are zero."""
-    local = local_time()
     dur_h = (pl.col("end_utc") - pl.col("start_utc")).dt.total_seconds() / 3600
     st = steps.filter(dur_h.fill_null(0) <= 1.0).with_columns(
-        local.dt.date().alias("date"), local.dt.hour().cast(pl.Int32).alias("hour")
+        local_day().alias("date"), local_hour().cast(pl.Int32).alias("hour")
     )
     h = st.group_by("user_id", "date", "hour").agg(pl.col("steps").sum().alias("x"))
     days = h.select("user_id", "date").unique()
@@ -244,13 +243,12 @@ def hourly_hr(hr: pl.LazyFrame) -> pl.LazyFrame:
     Unlike steps, an hour without HR is unobserved, not zero; filling it would invent a rhythm,
     so only complete days enter IS/IV/L5/M10 (which assume p = 24 values per day).
     """
-    local = local_time()
     h = (
         hr.filter(~pl.col("context").is_in(SUMMARY_HR).fill_null(False))
         .group_by(
             "user_id",
-            local.dt.date().alias("date"),
-            local.dt.hour().cast(pl.Int32).alias("hour"),
+            local_day().alias("date"),
+            local_hour().cast(pl.Int32).alias("hour"),
         )
         .agg(pl.col("bpm").mean().alias("x"))
     )
@@ -283,11 +281,7 @@ def rest_activity_any(steps: pl.LazyFrame, hr: pl.LazyFrame, targets: pl.LazyFra
     )
     if days.height:
         lo, hi = days["date"].min(), days["date"].max()
-        local_day = (
-            pl.col("start_utc").dt.replace_time_zone(None)
-            + pl.duration(minutes=pl.col("utc_offset_min"))
-        ).dt.date()
-        hr = hr.filter(local_day.is_between(lo, hi))
+        hr = hr.filter(local_day().is_between(lo, hi))
     hourly = hourly_hr(hr).join(days.lazy(), on=["user_id", "date"], how="semi")
     by_hr = rest_activity(hourly, need_df.lazy()).collect()
     use_hr = by_hr.filter(pl.col("rar_n_days") >= RAR_DAYS)

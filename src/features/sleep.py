@@ -176,8 +176,10 @@ def join_split_nights(
 
 def nightly_sleep(episodes: pl.LazyFrame, stages: pl.LazyFrame) -> pl.LazyFrame:
     """One row per user and sleep date: the main sleep's features plus nap count and minutes."""
-    episodes, stages = join_split_nights(episodes, stages)
-    ef = episode_features(episodes, stages)
+    # Materialised step by step: the nights are a few hundred rows, and the one plan over them
+    # (each input read by several branches) cost more to optimise than to run.
+    episodes, stages = (x.collect().lazy() for x in join_split_nights(episodes, stages))
+    ef = episode_features(episodes, stages).collect().lazy()
     naps = (
         ef.filter(~pl.col("is_main"))
         .group_by("user_id", "sleep_date")

@@ -89,6 +89,29 @@ def local_date(utc_col: str = "start_utc", offset_col: str = "utc_offset_min") -
     return local_time(utc_col, offset_col).dt.date()
 
 
+_US_PER_MIN, _US_PER_HOUR, _US_PER_DAY = 60_000_000, 3_600_000_000, 86_400_000_000
+
+
+def local_epoch_us(utc_col: str = "start_utc", offset_col: str = "utc_offset_min") -> pl.Expr:
+    """``local_time`` as integer microseconds since the local epoch (the same instant rule).
+
+    The feature build takes the local hour and date of every HR sample and step row; integer
+    division gives exactly ``local_time().dt.hour()`` / ``.dt.date()`` without decoding a
+    calendar date per row (the hour of 525k samples: 3.8 ms instead of 13.8 ms).
+    """
+    return pl.col(utc_col).dt.epoch("us") + pl.col(offset_col).cast(pl.Int64) * _US_PER_MIN
+
+
+def local_hour(utc_col: str = "start_utc", offset_col: str = "utc_offset_min") -> pl.Expr:
+    """``local_time(...).dt.hour()`` (Int8), by integer division."""
+    return (local_epoch_us(utc_col, offset_col) // _US_PER_HOUR % 24).cast(pl.Int8)
+
+
+def local_day(utc_col: str = "start_utc", offset_col: str = "utc_offset_min") -> pl.Expr:
+    """``local_date(...)``, by integer division (floor, so also before 1970)."""
+    return (local_epoch_us(utc_col, offset_col) // _US_PER_DAY).cast(pl.Int32).cast(pl.Date)
+
+
 def offset_of(tz: str, when_utc: datetime) -> int:
     """Offset in minutes of zone ``tz`` at a UTC instant (for scalar use in readers/synth)."""
     off = when_utc.astimezone(ZoneInfo(tz)).utcoffset() or timedelta(0)
