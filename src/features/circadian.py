@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 
 from tunewell.features.baselines import window_rows
-from tunewell.lake.timezones import local_day, local_epoch_us, local_hour
+from tunewell.lake.timezones import local_date, local_epoch_us, local_hour
 
 DAY_MIN = 1440.0
 SRI_PAIRS = 7  # day pairs (d−1, d) for d in the last 7 sleep dates
@@ -225,7 +225,7 @@ def hourly_activity(steps: pl.LazyFrame) -> pl.LazyFrame:
     """Steps per local clock hour; hours without rows on a day with data are zero."""
     dur_h = (pl.col("end_utc") - pl.col("start_utc")).dt.total_seconds() / 3600
     st = steps.filter(dur_h.fill_null(0) <= 1.0).with_columns(
-        local_day().alias("date"), local_hour().cast(pl.Int32).alias("hour")
+        local_date().alias("date"), local_hour().cast(pl.Int32).alias("hour")
     )
     h = st.group_by("user_id", "date", "hour").agg(pl.col("steps").sum().alias("x"))
     days = h.select("user_id", "date").unique()
@@ -247,7 +247,7 @@ def hourly_hr(hr: pl.LazyFrame) -> pl.LazyFrame:
         hr.filter(~pl.col("context").is_in(SUMMARY_HR).fill_null(False))
         .group_by(
             "user_id",
-            local_day().alias("date"),
+            local_date().alias("date"),
             local_hour().cast(pl.Int32).alias("hour"),
         )
         .agg(pl.col("bpm").mean().alias("x"))
@@ -281,7 +281,7 @@ def rest_activity_any(steps: pl.LazyFrame, hr: pl.LazyFrame, targets: pl.LazyFra
     )
     if days.height:
         lo, hi = days["date"].min(), days["date"].max()
-        hr = hr.filter(local_day().is_between(lo, hi))
+        hr = hr.filter(local_date().is_between(lo, hi))
     hourly = hourly_hr(hr).join(days.lazy(), on=["user_id", "date"], how="semi")
     by_hr = rest_activity(hourly, need_df.lazy()).collect()
     use_hr = by_hr.filter(pl.col("rar_n_days") >= RAR_DAYS)

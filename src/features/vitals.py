@@ -20,7 +20,7 @@ from __future__ import annotations
 import polars as pl
 
 from tunewell.features.intervals import in_order, outside, within
-from tunewell.lake.timezones import local_day, local_hour, local_time
+from tunewell.lake.timezones import local_date, local_hour, local_time
 
 KEYS = ["user_id", "sleep_date"]
 SUMMARY_MIN = 60.0  # a row spanning >= 1 h is the vendor's summary of that span, not one sample
@@ -167,7 +167,7 @@ def day_hr(hr: pl.LazyFrame, workouts: pl.LazyFrame) -> pl.LazyFrame:
         at="start_utc",
         start="_w_start",
         end="_w_end",
-    ).with_columns((local_day() + pl.duration(days=1)).alias("sleep_date"))
+    ).with_columns((local_date() + pl.duration(days=1)).alias("sleep_date"))
     bins = s.group_by(*KEYS, pl.col("start_utc").dt.truncate(DAY_BIN).alias("_b")).agg(
         pl.col("bpm").mean().alias("_m"), pl.col("source").first().alias("_src")
     )

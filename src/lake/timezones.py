@@ -85,10 +85,6 @@ def local_time(utc_col: str = "start_utc", offset_col: str = "utc_offset_min") -
     return pl.col(utc_col).dt.replace_time_zone(None) + pl.duration(minutes=pl.col(offset_col))
 
 
-def local_date(utc_col: str = "start_utc", offset_col: str = "utc_offset_min") -> pl.Expr:
-    return local_time(utc_col, offset_col).dt.date()
-
-
 _US_PER_MIN, _US_PER_HOUR, _US_PER_DAY = 60_000_000, 3_600_000_000, 86_400_000_000
 
 
@@ -107,8 +103,8 @@ def local_hour(utc_col: str = "start_utc", offset_col: str = "utc_offset_min") -
     return (local_epoch_us(utc_col, offset_col) // _US_PER_HOUR % 24).cast(pl.Int8)
 
 
-def local_day(utc_col: str = "start_utc", offset_col: str = "utc_offset_min") -> pl.Expr:
-    """``local_date(...)``, by integer division (floor, so also before 1970)."""
+def local_date(utc_col: str = "start_utc", offset_col: str = "utc_offset_min") -> pl.Expr:
+    """``local_time(...).dt.date()``, by integer division (floor, so also before 1970)."""
     return (local_epoch_us(utc_col, offset_col) // _US_PER_DAY).cast(pl.Int32).cast(pl.Date)
 
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import numpy as np
 import polars as pl
 
-from tunewell.lake.timezones import local_day, local_epoch_us, local_hour, local_time
+from tunewell.lake.timezones import local_date, local_epoch_us, local_hour, local_time
 
 
 def test_integer_local_clock_equals_calendar_decoding() -> None:
@@ -34,7 +34,7 @@ def test_integer_local_clock_equals_calendar_decoding() -> None:
     out = df.select(
         local_hour().alias("h"),
         local_time().dt.hour().alias("h_ref"),
-        local_day().alias("d"),
+        local_date().alias("d"),
         local_time().dt.date().alias("d_ref"),
         local_epoch_us().alias("us"),
         local_time().dt.epoch("us").alias("us_ref"),
