@@ -445,9 +445,7 @@ def _flush(lake: Path, batch: list[tuple[_Opened, list[tuple[str, pl.DataFrame]]
         if df.is_empty():
             continue
         p = where / f"{tbl}-0.parquet"
-        buf = io.BytesIO()
-        df.write_parquet(buf)
-        atomic_write_bytes(p, buf.getvalue())
+        _write_part(p, df)
         for o, got in batch:
             if any(t == tbl and d.height for t, d in got):
                 o.staged.tables.setdefault(tbl, []).append(p)
@@ -458,10 +456,16 @@ def _spill(stage: Path, pending: dict[str, list[pl.DataFrame]], staged: StagedFi
         if not frames:
             continue
         p = stage / f"{tbl}-{len(staged.tables.get(tbl, []))}.parquet"
-        buf = io.BytesIO()
-        pl.concat(frames, how="vertical_relaxed").write_parquet(buf)
-        atomic_write_bytes(p, buf.getvalue())  # one write path: full disks fail the same way
+        _write_part(p, pl.concat(frames, how="vertical_relaxed"))
         staged.tables.setdefault(tbl, []).append(p)
+
+
+def _write_part(path: Path, df: pl.DataFrame) -> None:
+    """Every Parquet file the ingest writes goes through the store's one write path, so a full
+    or read-only disk fails the same way wherever it is met."""
+    buf = io.BytesIO()
+    df.write_parquet(buf)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _stage_zip(
@@ -684,9 +688,7 @@ def _check_batch(tbl: str, batch: list[Path]) -> BatchCheck:
         }
         c.bad = out.bad
         p = batch[0].with_name(f"{batch[0].stem}.valid.parquet")
-        buf = io.BytesIO()
-        out.good.write_parquet(buf)
-        atomic_write_bytes(p, buf.getvalue())
+        _write_part(p, out.good)
         c.passed = [p]
     return c
 
@@ -721,11 +723,9 @@ class _AheadChecks:
                         self._part(tbl, p, s)
 
     def _part(self, tbl: str, p: Path, owner: StagedFile) -> None:
-        import pyarrow.parquet as pq
-
-        k = pq.ParquetFile(p).metadata.num_rows
         batch, n, holder = self._open.get(tbl, ([], 0, owner))
-        if batch and n + k > SPILL_ROWS:
+        k = _rows_of(p)
+        if _closes(batch, n, k, SPILL_ROWS):
             self._q.put((tbl, batch, holder))
             batch, n = [], 0
         self._open[tbl] = ([*batch, p], n + k, owner)
@@ -751,19 +751,30 @@ def _batches(paths: list[Path], max_rows: int) -> Iterator[list[Path]]:
     batch of its own). A nightly of hundreds of small FIT files stages hundreds of small parts
     per table, and one validation costs ~0.1 s whatever its size, so each part validated alone
     made the commit cost grow with the file count (1,288 files: minutes of GX runs)."""
-    import pyarrow.parquet as pq
-
     batch: list[Path] = []
     n = 0
     for p in paths:
-        k = pq.ParquetFile(p).metadata.num_rows
-        if batch and n + k > max_rows:
+        k = _rows_of(p)
+        if _closes(batch, n, k, max_rows):
             yield batch
             batch, n = [], 0
         batch.append(p)
         n += k
     if batch:
         yield batch
+
+
+def _closes(batch: list[Path], rows: int, more: int, max_rows: int) -> bool:
+    """Whether a part of ``more`` rows starts a new batch: the one grouping rule that commit
+    (``_batches``) and the checks done ahead (``_AheadChecks``) must share, or commit would not
+    find the batches validated ahead."""
+    return bool(batch) and rows + more > max_rows
+
+
+def _rows_of(part: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(part).metadata.num_rows
 
 
 def _note_dates(report: RunReport, df: pl.DataFrame) -> None:
@@ -775,9 +786,7 @@ def _note_dates(report: RunReport, df: pl.DataFrame) -> None:
 
 def _write_bad_rows(lake: Path, tbl: str, bad: pl.DataFrame) -> None:
     qdir = secure_mkdir(lake_path(lake) / "quarantine" / "rows")
-    buf = io.BytesIO()
-    bad.write_parquet(buf)
-    atomic_write_bytes(qdir / f"{tbl}-{uuid.uuid4().hex[:12]}.parquet", buf.getvalue())
+    _write_part(qdir / f"{tbl}-{uuid.uuid4().hex[:12]}.parquet", bad)
 
 
 def ingest_paths(
