@@ -302,9 +302,10 @@ def _partition_path(lake: Path, name: str, user: str, year: int | None) -> Path:
     return table_dir(lake, name) / f"user_id={check_user_id(user)}" / f"year={year}" / PART_FILE
 
 
-def _order_column(name: str) -> str:
+def _sort_keys(name: str) -> list[str]:
+    """The order a partition file's rows are kept in."""
     t = table(name)
-    return next(c for c in ("start_utc", t.time_column, "record_id") if c in t.names)
+    return [c for c in ("start_utc", t.time_column, "record_id") if c in t.names]
 
 
 def _write_new_partition(
@@ -321,7 +322,7 @@ def _write_new_partition(
     neither de-duplicate nor sort them). Returns False, writing nothing, when the rows are not
     in order or not distinct; every piece has been counted and shown to ``on_rows`` either way.
     """
-    order = _order_column(name)
+    order = _sort_keys(name)[0]
     enc: _PartitionEncoder | None = _PartitionEncoder(name)
     ids: list[pl.Series] = []
     last = None
@@ -375,7 +376,7 @@ def _upsert_partition(
     else:
         stats.inserted += new.height
         merged = new
-    order = [c for c in ("start_utc", t.time_column, "record_id") if c in merged.columns]
+    order = _sort_keys(name)
     if not _strictly_increasing(merged, order[0]):  # a first ingest usually arrives in order
         merged = merged.sort(order)
     crashpoint(f"{t.layer}_partition")
