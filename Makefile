@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv
 	$(UV) pip install --python $(BIN)/python --compile-bytecode -q -e '.[dev,scale]'
+	bash .ci/typetree
 	touch $(STAMP)
 
 demo: install
